@@ -1,0 +1,44 @@
+# Each target builds its own virtual environment when it is missing, so a fresh clone
+# with only Python 3.11 and pip can run `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+EXAMPLE := build/example
+DEMO    := build/demo-run
+
+.PHONY: all venv test lint demo bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check segaudit tests examples benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+demo: venv
+	$(BIN)/python examples/make_example.py --out $(EXAMPLE)
+	$(BIN)/segaudit score --labels $(EXAMPLE)/masks --probs $(EXAMPLE)/probs.zarr \
+		--images $(EXAMPLE)/images --classes $(EXAMPLE)/classes.yaml --out $(DEMO) --top 10
+	@echo
+	@echo "Ranking:  $(DEMO)/ranking.csv"
+	@echo "Overlays: $(DEMO)/overlays/"
+	@echo "Injected errors (ground truth): $(EXAMPLE)/truth.json"
+
+bench: venv
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

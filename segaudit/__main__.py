@@ -1,0 +1,3 @@
+from segaudit.cli import main
+
+main()

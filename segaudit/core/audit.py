@@ -1,0 +1,439 @@
+"""The two-pass audit: ``run_audit(dataset, options) -> AuditResult``.
+
+Pass 1 reads every image once and fills mergeable accumulators that need no thresholds:
+per-class sums (thresholds), the self-confidence histogram, the confidence histogram of
+disagreeing pixels, and each image's softmin score. From these come the thresholds, the
+confident count T and the selection cutoff. For float16 input that is exact; otherwise a
+refine pass looks again at the pixels of the boundary bins. Pass 2 then flags pixels image
+by image, counts (given, predicted) pairs, and hands each flagged mask to the sinks
+(overlays, in-memory masks, regions).
+
+Each pass is a function of one block of images returning a partial result that merges with
+the others, so the same code runs serially, on threads, or on a Dask cluster.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segaudit.core.dataset import Dataset, LoadedImage
+from segaudit.core.image import DEFAULT_TEMPERATURE, check_temperature, softmin_score
+from segaudit.core.pixel import PixelDigest, digest_image
+from segaudit.core.selection import (
+    COMPARISON_MARGIN,
+    ConfidenceHistogram,
+    Cutoff,
+    FineCounts,
+    ScoreHistogram,
+    exact_cutoff,
+    refine_window,
+    refined_cutoff,
+)
+from segaudit.core.stats import ClassStats
+from segaudit.errors import DatasetError, ImageError
+
+ProgressCallback = Callable[[str, int, int], None]
+"""on_progress(stage, images_done, images_total)."""
+
+
+class ImageSink(Protocol):
+    """Receives each image's flagged-pixel mask in pass 2 (may be called from worker threads)."""
+
+    def __call__(
+        self, index: int, image_id: str, digest: PixelDigest, flagged: NDArray[np.bool_]
+    ) -> None: ...
+
+
+class Executor(Protocol):
+    """Runs a function over items; results may arrive in any order."""
+
+    def map(self, fn: Callable[[range], object], items: Sequence[range]) -> Iterator[object]: ...
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """What to compute. ``strict`` makes one bad image fatal instead of a skipped row."""
+
+    temperature: float = DEFAULT_TEMPERATURE
+    ignore: frozenset[int] = frozenset({255})
+    strict: bool = False
+    check_sums: bool = True
+
+    def __post_init__(self) -> None:
+        check_temperature(self.temperature)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image's row of the ranking."""
+
+    index: int
+    image_id: str
+    label_quality: float
+    valid_pixels: int
+    flagged_pixels: int = 0
+    top_given: int | None = None
+    top_predicted: int | None = None
+    top_pair_pixels: int = 0
+    skipped: str | None = None
+
+    @property
+    def flagged_fraction(self) -> float:
+        return self.flagged_pixels / self.valid_pixels if self.valid_pixels else 0.0
+
+
+@dataclass(frozen=True)
+class IssuePair:
+    """Flagged pixels labelled ``given`` that the model calls ``predicted``."""
+
+    given: int
+    predicted: int
+    pixels: int
+
+
+@dataclass
+class AuditResult:
+    """Everything the writers and the gate need; no per-pixel data."""
+
+    num_classes: int
+    options: AuditOptions
+    images: list[ImageRecord]
+    thresholds: NDArray[np.float64]
+    class_pixels: NDArray[np.int64]
+    confident_count: int
+    cutoff: Cutoff
+    confusion: NDArray[np.int64]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def class_flagged(self) -> NDArray[np.int64]:
+        """Flagged pixels per given class."""
+        flagged: NDArray[np.int64] = self.confusion.sum(axis=1)
+        return flagged
+
+    @property
+    def flagged_pixels(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def valid_pixels(self) -> int:
+        return int(self.class_pixels.sum())
+
+    def ranking(self) -> list[ImageRecord]:
+        """Most suspect first: lowest score, then most flagged pixels, then dataset order.
+        Images without a score (skipped, or nothing valid) come last."""
+        return sorted(self.images, key=_rank_key)
+
+    def common_label_issues(self, top: int | None = None) -> list[IssuePair]:
+        """(given, predicted) pairs among flagged pixels, most pixels first."""
+        pairs = [
+            IssuePair(int(g), int(p), int(self.confusion[g, p]))
+            for g, p in zip(*np.nonzero(self.confusion), strict=True)
+        ]
+        pairs.sort(key=lambda pair: -pair.pixels)  # stable: ties keep (given, predicted) order
+        return pairs if top is None else pairs[:top]
+
+
+def _rank_key(record: ImageRecord) -> tuple[bool, float, int, int]:
+    unscored = math.isnan(record.label_quality)
+    return (
+        unscored,
+        0.0 if unscored else record.label_quality,
+        -record.flagged_pixels,
+        record.index,
+    )
+
+
+# ---------------------------------------------------------------- partial results per block
+
+
+@dataclass
+class StatsPartial:
+    """Pass 1 over some images."""
+
+    class_stats: ClassStats
+    scores: ScoreHistogram
+    confidence: ConfidenceHistogram
+    records: dict[int, ImageRecord] = field(default_factory=dict)
+    exact: bool = True
+
+    def merge(self, other: StatsPartial) -> None:
+        self.class_stats.merge(other.class_stats)
+        self.scores.merge(other.scores)
+        self.confidence.merge(other.confidence)
+        self.records.update(other.records)
+        self.exact &= other.exact
+
+
+@dataclass
+class RefinePartial:
+    """The refine pass over some images: exact T and exact keys in the boundary window."""
+
+    confident_count: int
+    fine: FineCounts
+
+    def merge(self, other: RefinePartial) -> None:
+        self.confident_count += other.confident_count
+        self.fine.merge(other.fine)
+
+
+@dataclass
+class FlagPartial:
+    """Pass 2 over some images."""
+
+    confusion: NDArray[np.int64]
+    flagged: dict[int, tuple[int, int | None, int | None, int]] = field(default_factory=dict)
+
+    def merge(self, other: FlagPartial) -> None:
+        self.confusion += other.confusion
+        self.flagged.update(other.flagged)
+
+
+def _digests(
+    dataset: Dataset, block: range, options: AuditOptions, skip: frozenset[int]
+) -> Iterator[tuple[LoadedImage, PixelDigest | ImageError]]:
+    for image in dataset.load(block):
+        if image.index in skip:
+            continue
+        if image.error is not None or image.labels is None or image.probs is None:
+            error = image.error or ImageError(image.image_id, "could not be read")
+            if options.strict:
+                raise error
+            yield image, error
+            continue
+        try:
+            yield (
+                image,
+                digest_image(
+                    image.image_id,
+                    image.labels,
+                    image.probs,
+                    options.ignore,
+                    check_sums=options.check_sums,
+                ),
+            )
+        except ImageError as error:
+            if options.strict:
+                raise
+            yield image, ImageError(image.image_id, error.reason)
+
+
+def stats_block(dataset: Dataset, block: range, options: AuditOptions) -> StatsPartial:
+    """Pass 1 over one block."""
+    k = dataset.num_classes
+    partial = StatsPartial(ClassStats(k), ScoreHistogram(), ConfidenceHistogram(k))
+    for image, digest in _digests(dataset, block, options, frozenset()):
+        if isinstance(digest, ImageError):
+            partial.records[image.index] = ImageRecord(
+                image.index, image.image_id, math.nan, 0, skipped=digest.reason
+            )
+            continue
+        valid = digest.valid
+        given, self_conf = digest.given[valid], digest.self_confidence[valid]
+        partial.class_stats.update(given, self_conf)
+        partial.scores.update(self_conf)
+        disagree = digest.disagrees
+        partial.confidence.update(digest.predicted[disagree], digest.max_prob[disagree])
+        partial.exact &= digest.exact_keys
+        partial.records[image.index] = ImageRecord(
+            image.index,
+            image.image_id,
+            softmin_score(self_conf, options.temperature),
+            int(given.size),
+        )
+    return partial
+
+
+def _confident(digest: PixelDigest, thresholds: NDArray[np.float64]) -> int:
+    disagree = digest.disagrees
+    predicted = digest.predicted[disagree]
+    limit = thresholds[predicted] - COMPARISON_MARGIN
+    return int(np.count_nonzero(digest.max_prob[disagree] >= limit))
+
+
+def refine_block(
+    dataset: Dataset,
+    block: range,
+    options: AuditOptions,
+    thresholds: NDArray[np.float64],
+    window: tuple[int, int],
+    skip: frozenset[int],
+) -> RefinePartial:
+    """The refine pass over one block (float32/float64 input only)."""
+    partial = RefinePartial(0, FineCounts(*window))
+    for _, digest in _digests(dataset, block, options, skip):
+        if isinstance(digest, ImageError):
+            continue
+        partial.confident_count += _confident(digest, thresholds)
+        partial.fine.update(digest.self_confidence[digest.valid])
+    return partial
+
+
+def flagged_mask(digest: PixelDigest, cutoff: Cutoff) -> NDArray[np.bool_]:
+    """Pixels that are label issues: selected by the cutoff and predicted as another class."""
+    return digest.disagrees & cutoff.select(digest.self_confidence)
+
+
+def flag_block(
+    dataset: Dataset,
+    block: range,
+    options: AuditOptions,
+    cutoff: Cutoff,
+    skip: frozenset[int],
+    sinks: Sequence[ImageSink] = (),
+) -> FlagPartial:
+    """Pass 2 over one block."""
+    k = dataset.num_classes
+    partial = FlagPartial(np.zeros((k, k), np.int64))
+    for image, digest in _digests(dataset, block, options, skip):
+        if isinstance(digest, ImageError):
+            continue
+        flagged = flagged_mask(digest, cutoff)
+        pairs = np.bincount(
+            digest.given[flagged] * k + digest.predicted[flagged], minlength=k * k
+        ).reshape(k, k)
+        partial.confusion += pairs
+        count = int(pairs.sum())
+        if count:
+            top = int(np.argmax(pairs))  # ties: lowest (given, predicted)
+            partial.flagged[image.index] = (count, top // k, top % k, int(pairs.flat[top]))
+        else:
+            partial.flagged[image.index] = (0, None, None, 0)
+        for sink in sinks:
+            sink(image.index, image.image_id, digest, flagged)
+    return partial
+
+
+# ---------------------------------------------------------------------------- orchestration
+
+
+class SerialExecutor:
+    """Runs blocks one after another in this thread."""
+
+    def map(self, fn: Callable[[range], object], items: Sequence[range]) -> Iterator[object]:
+        return (fn(item) for item in items)
+
+
+_Partial = TypeVar("_Partial", StatsPartial, RefinePartial, FlagPartial)
+
+
+def _merge_all(
+    results: Iterable[object],
+    kind: type[_Partial],
+    stage: str,
+    blocks: Sequence[range],
+    on_progress: ProgressCallback | None,
+) -> _Partial:
+    """Merge the blocks' partial results as they arrive, reporting progress."""
+    merged: _Partial | None = None
+    total = sum(len(block) for block in blocks)
+    done = 0
+    for block, result in zip(blocks, results, strict=True):
+        assert isinstance(result, kind)
+        if merged is None:
+            merged = result
+        else:
+            merged.merge(result)
+        done += len(block)  # blocks may finish out of order; the count is what matters
+        if on_progress is not None:
+            on_progress(stage, done, total)
+    assert merged is not None, "a dataset has at least one block"
+    return merged
+
+
+def run_audit(
+    dataset: Dataset,
+    options: AuditOptions | None = None,
+    *,
+    executor: Executor | None = None,
+    sinks: Sequence[ImageSink] = (),
+    on_progress: ProgressCallback | None = None,
+) -> AuditResult:
+    """Audit a dataset in two streamed passes (three for float32/64 input)."""
+    options = options or AuditOptions()
+    executor = executor or SerialExecutor()
+    blocks = list(dataset.blocks())
+    total = len(dataset.image_ids)
+    timings: dict[str, float] = {}
+
+    start = time.perf_counter()
+    stats: StatsPartial = _merge_all(
+        executor.map(lambda b: stats_block(dataset, b, options), blocks),
+        StatsPartial,
+        "statistics",
+        blocks,
+        on_progress,
+    )
+    timings["pass1_seconds"] = time.perf_counter() - start
+    thresholds = stats.class_stats.thresholds()
+    skip = frozenset(i for i, r in stats.records.items() if r.skipped is not None)
+    if len(skip) == total:
+        first = stats.records[0]
+        raise DatasetError(
+            f"no image could be audited; the first, {first.image_id}: {first.skipped}"
+        )
+
+    low, high = stats.confidence.count_bounds(thresholds)
+    if stats.exact or low == high == 0:
+        confident = low
+        cutoff = exact_cutoff(stats.scores, confident)
+    else:
+        start = time.perf_counter()
+        window = refine_window(stats.scores, low, high)
+        refined: RefinePartial = _merge_all(
+            executor.map(
+                lambda b: refine_block(dataset, b, options, thresholds, window, skip), blocks
+            ),
+            RefinePartial,
+            "refine",
+            blocks,
+            on_progress,
+        )
+        confident = refined.confident_count
+        cutoff = refined_cutoff(stats.scores, refined.fine, confident)
+        timings["refine_seconds"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    flags: FlagPartial = _merge_all(
+        executor.map(lambda b: flag_block(dataset, b, options, cutoff, skip, sinks), blocks),
+        FlagPartial,
+        "issues",
+        blocks,
+        on_progress,
+    )
+    timings["pass2_seconds"] = time.perf_counter() - start
+
+    images = []
+    for index in range(total):
+        record = stats.records[index]
+        if index in flags.flagged:
+            count, given, predicted, pair = flags.flagged[index]
+            record = ImageRecord(
+                record.index,
+                record.image_id,
+                record.label_quality,
+                record.valid_pixels,
+                count,
+                given,
+                predicted,
+                pair,
+            )
+        images.append(record)
+    return AuditResult(
+        num_classes=dataset.num_classes,
+        options=options,
+        images=images,
+        thresholds=thresholds,
+        class_pixels=stats.class_stats.counts,
+        confident_count=confident,
+        cutoff=cutoff,
+        confusion=flags.confusion,
+        timings=timings,
+    )

@@ -1,0 +1,51 @@
+"""The streaming contract between readers and the engine.
+
+A dataset hands out images a block at a time (a block is a run of consecutive images that
+the storage keeps together, such as one zarr chunk), never the whole dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segaudit.errors import ImageError
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedImage:
+    """One image's labels (H, W) and probabilities (K, H, W), or why it could not be read."""
+
+    index: int
+    image_id: str
+    labels: NDArray[np.integer] | None
+    probs: NDArray[np.floating] | None
+    error: ImageError | None = None
+
+
+class Dataset(Protocol):
+    """Paired masks and probabilities, read a block at a time."""
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def image_ids(self) -> Sequence[str]: ...
+
+    def blocks(self) -> Sequence[range]:
+        """Consecutive index ranges covering every image once, aligned with storage chunks."""
+        ...
+
+    def load(self, block: range) -> Iterator[LoadedImage]:
+        """The images of one block, in index order."""
+        ...
+
+
+def even_blocks(num_images: int, size: int) -> list[range]:
+    """Ranges of ``size`` consecutive images (the last may be shorter)."""
+    size = max(1, size)
+    return [range(start, min(start + size, num_images)) for start in range(0, num_images, size)]

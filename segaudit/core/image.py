@@ -1,0 +1,26 @@
+"""Image-level label quality scores (method.md §1)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+DEFAULT_TEMPERATURE = 0.1
+
+
+def check_temperature(temperature: float) -> float:
+    """Reject temperatures the softmin cannot use (the reference clamps negatives; we refuse)."""
+    if not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a positive number, got {temperature}")
+    return temperature
+
+
+def softmin_score(pixel_scores: NDArray[np.float64], temperature: float) -> float:
+    """Softmin-weighted mean of pixel scores: leans on the worst pixels. NaN if none."""
+    if pixel_scores.size == 0:
+        return math.nan
+    shifted = (pixel_scores.min() - pixel_scores) / temperature  # <= 0: never overflows
+    weights = np.exp(shifted)
+    return float(np.dot(pixel_scores, weights) / weights.sum())

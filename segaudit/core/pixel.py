@@ -1,0 +1,148 @@
+"""Per-pixel facts about one image: self-confidence, predicted class, its probability.
+
+Every pass of the audit starts here. The work is done on an order-preserving integer
+view of the probabilities (non-negative IEEE floats sort like their bit patterns), so a
+float16 image is never widened to float32 as a whole: one max over classes, then one
+comparison per class plane for the argmax. No K×H×W temporary is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segaudit.errors import ImageError, ProbabilityError
+
+#: float dtype -> (unsigned view, first bit pattern that is inf/nan or negative)
+_ORDERED_VIEWS: dict[np.dtype[np.floating], tuple[type[np.unsignedinteger], int]] = {
+    np.dtype(np.float16): (np.uint16, 0x7C00),
+    np.dtype(np.float32): (np.uint32, 0x7F800000),
+    np.dtype(np.float64): (np.uint64, 0x7FF0000000000000),
+}
+
+#: How far a pixel's probabilities may sum from 1 before they are called "not probabilities".
+SUM_TOLERANCE = 0.02
+#: Pixels per image checked for summing to 1 (a strided sample; the check is a sanity check).
+SUM_SAMPLE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class PixelDigest:
+    """What the passes need of one image, each H×W.
+
+    ``given`` is 0 where ``valid`` is False (ignored pixels take part in nothing).
+    ``self_confidence`` and ``max_prob`` hold the input values exactly, widened to float64.
+    ``exact_keys`` is True when the values came from float16, whose every value has its own
+    histogram bin (see :mod:`segaudit.core.selection`).
+    """
+
+    valid: NDArray[np.bool_]
+    given: NDArray[np.intp]
+    predicted: NDArray[np.intp]
+    self_confidence: NDArray[np.float64]
+    max_prob: NDArray[np.float64]
+    exact_keys: bool
+
+    @property
+    def disagrees(self) -> NDArray[np.bool_]:
+        """Valid pixels whose predicted class differs from the given one."""
+        disagree: NDArray[np.bool_] = self.valid & (self.predicted != self.given)
+        return disagree
+
+
+def valid_mask(labels: NDArray[np.integer], ignore: Collection[int]) -> NDArray[np.bool_]:
+    """Pixels whose label is not in the ignore set."""
+    if not ignore:
+        return np.ones(labels.shape, dtype=bool)
+    ignored: NDArray[np.bool_] = np.isin(labels, np.fromiter(ignore, dtype=np.int64))
+    valid: NDArray[np.bool_] = ~ignored
+    return valid
+
+
+def check_labels(
+    image_id: str, labels: NDArray[np.integer], valid: NDArray[np.bool_], num_classes: int
+) -> None:
+    """Raise if a label that is not ignored is outside 0..K-1."""
+    if not valid.any():
+        return
+    used = labels[valid]
+    low, high = int(used.min()), int(used.max())
+    if low < 0 or high >= num_classes:
+        bad = high if high >= num_classes else low
+        raise ImageError(
+            image_id,
+            f"label value {bad} is not a class (0..{num_classes - 1}) and not ignored; "
+            "add it to the ignore values or remap it",
+        )
+
+
+def _ordered_bits(probs: NDArray[np.floating]) -> tuple[NDArray[np.unsignedinteger], int]:
+    try:
+        view, first_bad = _ORDERED_VIEWS[probs.dtype]
+    except KeyError:
+        raise ProbabilityError("?", f"unsupported probability dtype {probs.dtype}") from None
+    return np.ascontiguousarray(probs).view(view), first_bad
+
+
+def _check_sums(image_id: str, probs: NDArray[np.floating]) -> None:
+    """Raise if a sample of pixels' class probabilities do not sum to about 1."""
+    _, h, w = probs.shape
+    step = max(1, int(np.sqrt(h * w / SUM_SAMPLE)))
+    sums = np.add.reduce(probs[:, ::step, ::step], axis=0, dtype=np.float64)
+    worst = float(np.max(np.abs(sums - 1.0))) if sums.size else 0.0
+    if worst > SUM_TOLERANCE:
+        raise ProbabilityError(
+            image_id,
+            f"class probabilities sum to {1.0 + worst:.3g} at some pixels, not 1; "
+            "if these are logits, pass --logits",
+        )
+
+
+def digest_image(
+    image_id: str,
+    labels: NDArray[np.integer],
+    probs: NDArray[np.floating],
+    ignore: Collection[int] = (),
+    *,
+    check_sums: bool = True,
+) -> PixelDigest:
+    """Digest one image: labels (H, W) ints, probs (K, H, W) floats, class axis first."""
+    num_classes = probs.shape[0]
+    if labels.shape != probs.shape[1:]:
+        raise ImageError(
+            image_id,
+            f"mask is {labels.shape[0]}x{labels.shape[1]} but probabilities are "
+            f"{probs.shape[1]}x{probs.shape[2]} (H x W)",
+        )
+    valid = valid_mask(labels, ignore)
+    check_labels(image_id, labels, valid, num_classes)
+
+    bits, first_bad = _ordered_bits(probs)
+    max_bits = bits.max(axis=0)
+    if max_bits.size and int(max_bits.max()) >= first_bad:
+        what = "NaN or infinite" if not np.isfinite(probs).all() else "negative"
+        raise ProbabilityError(image_id, f"probabilities contain {what} values")
+    if check_sums:
+        _check_sums(image_id, probs)
+
+    # argmax with ties to the lowest class: walk the planes from the top class down.
+    predicted = np.zeros(labels.shape, dtype=np.intp)
+    hit = np.empty(labels.shape, dtype=bool)
+    for k in range(num_classes - 1, -1, -1):
+        np.equal(bits[k], max_bits, out=hit)
+        np.putmask(predicted, hit, k)
+
+    given = np.where(valid, labels, 0).astype(np.intp, copy=False)
+    self_conf = np.take_along_axis(probs, given[None], axis=0)[0].astype(np.float64)
+    max_prob = max_bits.view(probs.dtype).astype(np.float64)
+    return PixelDigest(
+        valid=valid,
+        given=given,
+        predicted=predicted,
+        self_confidence=self_conf,
+        max_prob=max_prob,
+        exact_keys=probs.dtype == np.float16,
+    )

@@ -1,0 +1,43 @@
+"""segaudit's exceptions and the CLI's exit codes.
+
+The library raises; only the CLI turns an exception into an exit code.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes shared by every command."""
+
+    OK = 0
+    GATE_FAILED = 1
+    USAGE = 2
+    UNEXPECTED = 3
+    INTERRUPTED = 130
+
+
+class SegauditError(Exception):
+    """A problem the user can fix: the message says what and where."""
+
+
+class ConfigError(SegauditError):
+    """A configuration or policy file is invalid."""
+
+
+class DatasetError(SegauditError):
+    """The dataset as a whole cannot be audited (missing files, mismatched ids, shapes)."""
+
+
+class ImageError(SegauditError):
+    """One image cannot be audited (unreadable mask, bad values); other images still can."""
+
+    def __init__(self, image_id: str, reason: str) -> None:
+        super().__init__(f"{image_id}: {reason}")
+        self.image_id = image_id
+        self.reason = reason
+
+
+class ProbabilityError(ImageError):
+    """The predicted probabilities of one image are not valid probabilities."""

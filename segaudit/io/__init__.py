@@ -1,0 +1,1 @@
+"""Readers: masks and predicted probabilities on disk, paired into a dataset."""

@@ -1,0 +1,1 @@
+"""Writers: the ranking, the run summary and the overlay pictures, each written atomically."""

@@ -1,0 +1,117 @@
+"""``segaudit score`` as a library call: open the dataset, audit it, write the run folder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segaudit.config import ClassesConfig, default_classes, load_classes
+from segaudit.core.audit import AuditOptions, AuditResult, ProgressCallback, flagged_mask, run_audit
+from segaudit.core.dataset import Dataset
+from segaudit.core.pixel import digest_image
+from segaudit.errors import DatasetError
+from segaudit.io.dataset import FolderDataset
+from segaudit.output.overlay import OVERLAY_DIR, OverlayWriter
+from segaudit.output.table import (
+    RANKING_FILE,
+    SUMMARY_FILE,
+    summary_dict,
+    write_ranking,
+    write_summary,
+)
+from segaudit.parallel import ThreadExecutor
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What ``segaudit score`` was asked to do."""
+
+    labels: Path
+    probs: Path
+    out: Path
+    images: Path | None = None
+    ids: Path | None = None
+    classes: Path | None = None
+    temperature: float = 0.1
+    ignore: frozenset[int] | None = None  # None: the classes config's, else {255}
+    top: int = 20
+    strict: bool = False
+    workers: int | None = None
+
+
+@dataclass
+class ScoreOutcome:
+    """Where the outputs went, and the result they came from."""
+
+    result: AuditResult
+    classes: ClassesConfig
+    summary: dict[str, Any]
+    ranking_path: Path
+    summary_path: Path
+    overlays: list[Path] = field(default_factory=list)
+
+
+def resolve_classes(
+    path: Path | None, num_classes: int, ignore: frozenset[int] | None
+) -> ClassesConfig:
+    """The classes config for a dataset with ``num_classes`` channels."""
+    if path is None:
+        return default_classes(num_classes, ignore if ignore is not None else frozenset({255}))
+    classes = load_classes(path)
+    if classes.num_classes != num_classes:
+        raise DatasetError(
+            f"{path}: lists {classes.num_classes} classes but the probabilities have "
+            f"{num_classes} channels"
+        )
+    if ignore is not None:
+        classes = ClassesConfig(classes.names, classes.colors, ignore, classes.remap, classes.name)
+    return classes
+
+
+def render_overlays(
+    dataset: Dataset, result: AuditResult, writer: OverlayWriter, ignore: frozenset[int]
+) -> None:
+    """Draw overlays for the writer's images, re-reading only those (a few, after the audit)."""
+    for index in sorted(writer.indices):
+        for image in dataset.load(range(index, index + 1)):
+            if image.labels is None or image.probs is None:
+                continue
+            digest = digest_image(image.image_id, image.labels, image.probs, ignore)
+            writer(index, image.image_id, digest, flagged_mask(digest, result.cutoff))
+
+
+def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) -> ScoreOutcome:
+    """Audit the dataset and write ranking.csv, summary.json and overlays/ into request.out."""
+    dataset = FolderDataset.open(request.labels, request.probs, request.ids)
+    classes = resolve_classes(request.classes, dataset.num_classes, request.ignore)
+    options = AuditOptions(
+        temperature=request.temperature, ignore=classes.ignore, strict=request.strict
+    )
+    started = time.perf_counter()
+    result = run_audit(
+        dataset, options, executor=ThreadExecutor(request.workers), on_progress=on_progress
+    )
+    result.timings["total_seconds"] = time.perf_counter() - started
+
+    from segaudit import __version__
+
+    inputs = {
+        "labels": str(request.labels),
+        "probs": str(request.probs),
+        "images": str(request.images) if request.images else "",
+        "classes": str(request.classes) if request.classes else "",
+    }
+    summary = summary_dict(result, classes, inputs, __version__)
+    request.out.mkdir(parents=True, exist_ok=True)
+    ranking_path = request.out / RANKING_FILE
+    summary_path = request.out / SUMMARY_FILE
+    write_ranking(result, classes, ranking_path)
+    write_summary(summary, summary_path)
+
+    top = [r.index for r in result.ranking()[: request.top] if r.skipped is None]
+    writer = OverlayWriter(request.out / OVERLAY_DIR, classes, set(top), request.images)
+    render_overlays(dataset, result, writer, classes.ignore)
+    overlays = [writer.written[i] for i in top if i in writer.written]
+    return ScoreOutcome(result, classes, summary, ranking_path, summary_path, overlays)
