@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -230,25 +230,35 @@ def stats_block(dataset: Dataset, block: range, options: AuditOptions) -> StatsP
     k = dataset.num_classes
     partial = StatsPartial(ClassStats(k), ScoreHistogram(), ConfidenceHistogram(k))
     for image, digest in _digests(dataset, block, options, frozenset()):
-        if isinstance(digest, ImageError):
-            partial.records[image.index] = ImageRecord(
-                image.index, image.image_id, math.nan, 0, skipped=digest.reason
-            )
-            continue
-        valid = digest.valid
-        given, self_conf = digest.given[valid], digest.self_confidence[valid]
-        partial.class_stats.update(given, self_conf)
-        partial.scores.update(self_conf)
-        disagree = digest.disagrees
-        partial.confidence.update(digest.predicted[disagree], digest.max_prob[disagree])
-        partial.exact &= digest.exact_keys
-        partial.records[image.index] = ImageRecord(
-            image.index,
-            image.image_id,
-            softmin_score(self_conf, options.temperature),
-            int(given.size),
-        )
+        _add_stats(partial, image, digest, options)
     return partial
+
+
+def _add_stats(
+    partial: StatsPartial,
+    image: LoadedImage,
+    digest: PixelDigest | ImageError,
+    options: AuditOptions,
+) -> None:
+    """Pass 1's work on one image (or its skipped row)."""
+    if isinstance(digest, ImageError):
+        partial.records[image.index] = ImageRecord(
+            image.index, image.image_id, math.nan, 0, skipped=digest.reason
+        )
+        return
+    valid = digest.valid
+    given, self_conf = digest.given[valid], digest.self_confidence[valid]
+    partial.class_stats.update(given, self_conf)
+    partial.scores.update(self_conf)
+    disagree = digest.disagrees
+    partial.confidence.update(digest.predicted[disagree], digest.max_prob[disagree])
+    partial.exact &= digest.exact_keys
+    partial.records[image.index] = ImageRecord(
+        image.index,
+        image.image_id,
+        softmin_score(self_conf, options.temperature),
+        int(given.size),
+    )
 
 
 def _confident(digest: PixelDigest, thresholds: NDArray[np.float64]) -> int:
@@ -295,20 +305,32 @@ def flag_block(
     for image, digest in _digests(dataset, block, options, skip):
         if isinstance(digest, ImageError):
             continue
-        flagged = flagged_mask(digest, cutoff)
-        pairs = np.bincount(
-            digest.given[flagged] * k + digest.predicted[flagged], minlength=k * k
-        ).reshape(k, k)
-        partial.confusion += pairs
-        count = int(pairs.sum())
-        if count:
-            top = int(np.argmax(pairs))  # ties: lowest (given, predicted)
-            partial.flagged[image.index] = (count, top // k, top % k, int(pairs.flat[top]))
-        else:
-            partial.flagged[image.index] = (0, None, None, 0)
-        for sink in sinks:
-            sink(image.index, image.image_id, digest, flagged)
+        _add_flags(partial, image, digest, cutoff, sinks)
     return partial
+
+
+def _add_flags(
+    partial: FlagPartial,
+    image: LoadedImage,
+    digest: PixelDigest,
+    cutoff: Cutoff,
+    sinks: Sequence[ImageSink],
+) -> None:
+    """Pass 2's work on one image: flag, count pairs, hand the mask to the sinks."""
+    k = partial.confusion.shape[0]
+    flagged = flagged_mask(digest, cutoff)
+    pairs = np.bincount(
+        digest.given[flagged] * k + digest.predicted[flagged], minlength=k * k
+    ).reshape(k, k)
+    partial.confusion += pairs
+    count = int(pairs.sum())
+    if count:
+        top = int(np.argmax(pairs))  # ties: lowest (given, predicted)
+        partial.flagged[image.index] = (count, top // k, top % k, int(pairs.flat[top]))
+    else:
+        partial.flagged[image.index] = (0, None, None, 0)
+    for sink in sinks:
+        sink(image.index, image.image_id, digest, flagged)
 
 
 # ---------------------------------------------------------------------------- orchestration
@@ -321,7 +343,11 @@ class SerialExecutor:
         return (fn(item) for item in items)
 
 
-_Partial = TypeVar("_Partial", StatsPartial, RefinePartial, FlagPartial)
+class _Mergeable(Protocol):
+    def merge(self, other: Any) -> None: ...
+
+
+_Partial = TypeVar("_Partial", bound=_Mergeable)
 
 
 def _merge_all(
@@ -348,21 +374,30 @@ def _merge_all(
     return merged
 
 
-def run_audit(
-    dataset: Dataset,
-    options: AuditOptions | None = None,
-    *,
-    executor: Executor | None = None,
-    sinks: Sequence[ImageSink] = (),
-    on_progress: ProgressCallback | None = None,
-) -> AuditResult:
-    """Audit a dataset in two streamed passes (three for float32/64 input)."""
-    options = options or AuditOptions()
-    executor = executor or SerialExecutor()
-    blocks = list(dataset.blocks())
-    total = len(dataset.image_ids)
-    timings: dict[str, float] = {}
+@dataclass
+class PassOne:
+    """What pass 1 (and the refine pass) learn: enough to flag pixels in one more pass.
 
+    ``segaudit calibrate`` saves ``thresholds``, ``confident_count`` and ``cutoff`` so that
+    later batches can be scored in a single pass (:mod:`segaudit.core.incremental`).
+    """
+
+    stats: StatsPartial
+    thresholds: NDArray[np.float64]
+    confident_count: int
+    cutoff: Cutoff
+    skip: frozenset[int]
+
+
+def run_pass_one(
+    dataset: Dataset,
+    options: AuditOptions,
+    executor: Executor,
+    on_progress: ProgressCallback | None,
+    timings: dict[str, float],
+) -> PassOne:
+    """Pass 1 (plus the refine pass for float32/64 input): thresholds, T and the cutoff."""
+    blocks = list(dataset.blocks())
     start = time.perf_counter()
     stats: StatsPartial = _merge_all(
         executor.map(lambda b: stats_block(dataset, b, options), blocks),
@@ -373,12 +408,7 @@ def run_audit(
     )
     timings["pass1_seconds"] = time.perf_counter() - start
     thresholds = stats.class_stats.thresholds()
-    skip = frozenset(i for i, r in stats.records.items() if r.skipped is not None)
-    if len(skip) == total:
-        first = stats.records[0]
-        raise DatasetError(
-            f"no image could be audited; the first, {first.image_id}: {first.skipped}"
-        )
+    skip = skipped_indices(stats, len(dataset.image_ids))
 
     low, high = stats.confidence.count_bounds(thresholds)
     if stats.exact or low == high == 0:
@@ -399,17 +429,22 @@ def run_audit(
         confident = refined.confident_count
         cutoff = refined_cutoff(stats.scores, refined.fine, confident)
         timings["refine_seconds"] = time.perf_counter() - start
+    return PassOne(stats, thresholds, confident, cutoff, skip)
 
-    start = time.perf_counter()
-    flags: FlagPartial = _merge_all(
-        executor.map(lambda b: flag_block(dataset, b, options, cutoff, skip, sinks), blocks),
-        FlagPartial,
-        "issues",
-        blocks,
-        on_progress,
-    )
-    timings["pass2_seconds"] = time.perf_counter() - start
 
+def skipped_indices(stats: StatsPartial, total: int) -> frozenset[int]:
+    """Images pass 1 could not read; raise when that is every image."""
+    skip = frozenset(i for i, r in stats.records.items() if r.skipped is not None)
+    if len(skip) == total:
+        first = stats.records[0]
+        raise DatasetError(
+            f"no image could be audited; the first, {first.image_id}: {first.skipped}"
+        )
+    return skip
+
+
+def image_records(total: int, stats: StatsPartial, flags: FlagPartial) -> list[ImageRecord]:
+    """Each image's pass-1 record completed with its pass-2 counts, in dataset order."""
     images = []
     for index in range(total):
         record = stats.records[index]
@@ -426,14 +461,43 @@ def run_audit(
                 pair,
             )
         images.append(record)
+    return images
+
+
+def run_audit(
+    dataset: Dataset,
+    options: AuditOptions | None = None,
+    *,
+    executor: Executor | None = None,
+    sinks: Sequence[ImageSink] = (),
+    on_progress: ProgressCallback | None = None,
+) -> AuditResult:
+    """Audit a dataset in two streamed passes (three for float32/64 input)."""
+    options = options or AuditOptions()
+    executor = executor or SerialExecutor()
+    blocks = list(dataset.blocks())
+    timings: dict[str, float] = {}
+    one = run_pass_one(dataset, options, executor, on_progress, timings)
+
+    start = time.perf_counter()
+    flags: FlagPartial = _merge_all(
+        executor.map(
+            lambda b: flag_block(dataset, b, options, one.cutoff, one.skip, sinks), blocks
+        ),
+        FlagPartial,
+        "issues",
+        blocks,
+        on_progress,
+    )
+    timings["pass2_seconds"] = time.perf_counter() - start
     return AuditResult(
         num_classes=dataset.num_classes,
         options=options,
-        images=images,
-        thresholds=thresholds,
-        class_pixels=stats.class_stats.counts,
-        confident_count=confident,
-        cutoff=cutoff,
+        images=image_records(len(dataset.image_ids), one.stats, flags),
+        thresholds=one.thresholds,
+        class_pixels=one.stats.class_stats.counts,
+        confident_count=one.confident_count,
+        cutoff=one.cutoff,
         confusion=flags.confusion,
         timings=timings,
     )
