@@ -103,8 +103,14 @@ class ConfidenceHistogram:
         self.counts = np.zeros(self.num_classes * CONF_BINS, np.int64)
 
     def update(self, predicted: NDArray[np.intp], max_prob: NDArray[np.floating]) -> None:
-        """predicted and max_prob of the disagreeing pixels only."""
-        local = coarse_key(max_prob) - (_CONF_FLOOR_KEY - 1)
+        """predicted and max_prob of the disagreeing pixels only.
+
+        Values are rounded toward zero to float32 (a no-op for float16/32 input), so every
+        float64 value lies at or above its bin's low edge, which count_bounds relies on.
+        """
+        as32 = max_prob.astype(np.float32)
+        as32 = np.where(as32 > max_prob, np.nextafter(as32, np.float32(0)), as32)
+        local = coarse_key(as32) - (_CONF_FLOOR_KEY - 1)
         np.maximum(local, 0, out=local)
         _add_sparse(self.counts, predicted * CONF_BINS + local)
 
