@@ -6,6 +6,7 @@ Schema (version 1)::
     name: cityscapes            # optional
     ignore: [255]               # mask values (after remap) that take part in nothing
     remap: {7: 0, 8: 1}         # optional raw value -> class id; unlisted values pass through
+    ignore_colors: [[0, 0, 0]]  # optional: colours of RGB masks read as ignored
     classes:                    # list index = class id = channel in pred_probs
       - {name: road, color: [128, 64, 128]}
 
@@ -25,7 +26,7 @@ import yaml
 from segaudit.errors import ConfigError
 
 SCHEMA_VERSION = 1
-_TOP_KEYS = {"version", "name", "ignore", "remap", "classes"}
+_TOP_KEYS = {"version", "name", "ignore", "remap", "ignore_colors", "classes"}
 _CLASS_KEYS = {"name", "color"}
 
 Color = tuple[int, int, int]
@@ -40,6 +41,7 @@ class ClassesConfig:
     ignore: frozenset[int] = frozenset({255})
     remap: dict[int, int] = field(default_factory=dict)
     name: str = ""
+    ignore_colors: tuple[Color, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -149,4 +151,10 @@ def load_classes(path: Path) -> ClassesConfig:
     name = data.get("name", path.stem)
     if not isinstance(name, str):
         raise _fail(path, "name", f"expected a string, got {name!r}")
-    return ClassesConfig(tuple(names), tuple(colors), ignore, remap, name)
+    raw_colors = data.get("ignore_colors") or []
+    if not isinstance(raw_colors, list):
+        raise _fail(path, "ignore_colors", f"expected a list of [r, g, b], got {raw_colors!r}")
+    ignore_colors = tuple(_color(path, f"ignore_colors[{i}]", c) for i, c in enumerate(raw_colors))
+    if ignore_colors and not ignore:
+        raise _fail(path, "ignore_colors", "needs at least one ignore value to read them as")
+    return ClassesConfig(tuple(names), tuple(colors), ignore, remap, name, ignore_colors)

@@ -1,4 +1,5 @@
-"""Predicted probabilities, shape (N, K, H, W): a zarr array or a memory-mapped .npy file."""
+"""Predicted probabilities stacked in one array (N, K, H, W) or (N, H, W, K):
+a zarr array or group (v2 or v3, local or an fsspec URL), or a memory-mapped .npy file."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ class ProbsReader(Protocol):
 def _check_array(path: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
     if len(shape) != 4:
         raise DatasetError(
-            f"{path}: probabilities have shape {shape}; expected 4 dimensions (N, K, H, W)"
+            f"{path}: probabilities have shape {shape}; expected 4 dimensions (N, K, H, W) "
+            "or (N, H, W, K); for images of different sizes use a folder of per-image files"
         )
     if dtype not in FLOAT_DTYPES:
         raise DatasetError(f"{path}: probabilities have dtype {dtype}; expected float16/32/64")
@@ -72,12 +74,8 @@ class ZarrProbs:
 
     @classmethod
     def open(cls, path: Path | str) -> ZarrProbs:
-        import zarr
-
-        try:
-            array = zarr.open_array(store=str(path), mode="r")
-        except Exception as error:  # zarr raises many kinds for a bad store
-            raise DatasetError(f"{path}: cannot open zarr array ({error})") from None
+        """Open a zarr array, or the probabilities array of a zarr group (local path or URL)."""
+        array = open_zarr_array(str(path))
         _check_array(str(path), array.shape, np.dtype(array.dtype))
         n, k, h, w = (int(size) for size in array.shape)
         ids = array.attrs.get("image_ids")
@@ -90,8 +88,51 @@ class ZarrProbs:
         return np.asarray(self._array[start:stop])
 
 
-def open_probs(path: Path) -> ProbsReader:
-    """Open probabilities by what the path is: a ``.npy`` file or a zarr store."""
+#: Array names tried, in order, when a zarr group holds several arrays.
+GROUP_ARRAY_NAMES = ("pred_probs", "probs", "probabilities", "logits")
+
+
+def is_url(path: Path | str) -> bool:
+    """True for fsspec URLs such as ``s3://bucket/probs.zarr`` or ``memory://probs.zarr``."""
+    return isinstance(path, str) and "://" in path
+
+
+def open_zarr_array(path: str) -> Any:
+    """A zarr array at ``path``: the array itself, or the one array (or the one named
+    like ``pred_probs``) of a group. Local paths and fsspec URLs; zarr v2 and v3."""
+    import zarr
+
+    try:
+        node = zarr.open(store=path, mode="r")
+    except ImportError as error:  # e.g. s3:// without s3fs
+        raise DatasetError(
+            f"{path}: {error}; install the remote extra: pip install 'segaudit[remote]'"
+        ) from None
+    except Exception as error:  # zarr raises many kinds for a bad store
+        raise DatasetError(
+            f"{path}: cannot open zarr store ({type(error).__name__}: {error}); "
+            "pass a zarr array or group, a .npy file or a folder of per-image .npy/.npz files"
+        ) from None
+    if isinstance(node, zarr.Array):
+        return node
+    names = sorted(node.array_keys())
+    for name in GROUP_ARRAY_NAMES:
+        if name in names:
+            return node[name]
+    if len(names) == 1:
+        return node[names[0]]
+    listed = ", ".join(names) or "none"
+    raise DatasetError(
+        f"{path}: zarr group holds arrays {listed}; expected one array or one named "
+        f"{' / '.join(GROUP_ARRAY_NAMES)}; pass the array's path (e.g. {path}/<name>)"
+    )
+
+
+def open_probs(path: Path | str) -> ProbsReader:
+    """Open probabilities by what the path is: a ``.npy`` file, or a zarr store or URL."""
+    if is_url(path):
+        return ZarrProbs.open(str(path))
+    path = Path(path)
     if path.suffix == ".npy":
         if not path.is_file():
             raise DatasetError(f"{path}: probabilities file not found")
