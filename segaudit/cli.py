@@ -174,8 +174,20 @@ def score(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Threads to use (default: every CPU).")
     ] = None,
+    connectivity: Annotated[
+        int,
+        typer.Option(
+            min=4, max=8, help="Suspect regions: flagged pixels touching by an edge (4) or also by a corner (8) are one region."
+        ),
+    ] = 8,
+    min_region_area: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Suspect regions: leave out regions smaller than this many pixels from regions.csv (default 1: every flagged pixel is in a region)."
+        ),
+    ] = 1,
 ) -> None:
-    """Score every image's labels and write the ranking, summary and overlays."""
+    """Score every image's labels and write the ranking, summary, regions and overlays."""
     from segaudit.run import ScoreRequest
     from segaudit.run import score as run_score
 
@@ -191,6 +203,8 @@ def score(
         top=top,
         strict=strict,
         workers=workers,
+        connectivity=connectivity,
+        min_region_area=min_region_area,
     )
     with progress_bars() as on_progress:
         outcome = run_score(request, on_progress)
@@ -220,6 +234,8 @@ def score(
     )
     out.print(f"ranking:  {outcome.ranking_path}", highlight=False)
     out.print(f"summary:  {outcome.summary_path}", highlight=False)
+    if outcome.regions_path is not None:
+        out.print(f"regions:  {outcome.regions_path}", highlight=False)
     if outcome.overlays:
         out.print(
             f"overlays: {outcome.overlays[0].parent} ({len(outcome.overlays)} images)",

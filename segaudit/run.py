@@ -11,9 +11,11 @@ from segaudit.config import ClassesConfig, default_classes, load_classes
 from segaudit.core.audit import AuditOptions, AuditResult, ProgressCallback, flagged_mask, run_audit
 from segaudit.core.dataset import Dataset
 from segaudit.core.pixel import digest_image
+from segaudit.core.regions import DEFAULT_CONNECTIVITY, DEFAULT_MIN_AREA, RegionOptions
 from segaudit.errors import DatasetError
 from segaudit.io.dataset import FolderDataset
 from segaudit.output.overlay import OVERLAY_DIR, OverlayWriter
+from segaudit.output.regions import REGIONS_FILE, RegionCollector
 from segaudit.output.table import (
     RANKING_FILE,
     SUMMARY_FILE,
@@ -39,6 +41,8 @@ class ScoreRequest:
     top: int = 20
     strict: bool = False
     workers: int | None = None
+    connectivity: int = DEFAULT_CONNECTIVITY  # suspect regions: 4 or 8 neighbours
+    min_region_area: int = DEFAULT_MIN_AREA  # suspect regions: smaller ones are dropped
 
 
 @dataclass
@@ -51,6 +55,7 @@ class ScoreOutcome:
     ranking_path: Path
     summary_path: Path
     overlays: list[Path] = field(default_factory=list)
+    regions_path: Path | None = None
 
 
 def resolve_classes(
@@ -89,11 +94,20 @@ def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) ->
     options = AuditOptions(
         temperature=request.temperature, ignore=classes.ignore, strict=request.strict
     )
+    region_options = RegionOptions(request.connectivity, request.min_region_area)
     started = time.perf_counter()
-    result = run_audit(
-        dataset, options, executor=ThreadExecutor(request.workers), on_progress=on_progress
-    )
-    result.timings["total_seconds"] = time.perf_counter() - started
+    with RegionCollector(classes.names, region_options) as regions:
+        result = run_audit(
+            dataset,
+            options,
+            executor=ThreadExecutor(request.workers),
+            sinks=[regions],
+            on_progress=on_progress,
+        )
+        result.timings["total_seconds"] = time.perf_counter() - started
+        request.out.mkdir(parents=True, exist_ok=True)
+        regions_path = request.out / REGIONS_FILE
+        regions.write(regions_path)
 
     from segaudit import __version__
 
@@ -104,14 +118,21 @@ def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) ->
         "classes": str(request.classes) if request.classes else "",
     }
     summary = summary_dict(result, classes, inputs, __version__)
-    request.out.mkdir(parents=True, exist_ok=True)
+    summary["parameters"]["connectivity"] = region_options.connectivity
+    summary["parameters"]["min_region_area"] = region_options.min_area
     ranking_path = request.out / RANKING_FILE
     summary_path = request.out / SUMMARY_FILE
-    write_ranking(result, classes, ranking_path)
+    write_ranking(result, classes, ranking_path, regions.summaries)
     write_summary(summary, summary_path)
 
     top = [r.index for r in result.ranking()[: request.top] if r.skipped is None]
-    writer = OverlayWriter(request.out / OVERLAY_DIR, classes, set(top), request.images)
+    writer = OverlayWriter(
+        request.out / OVERLAY_DIR, classes, set(top), request.images, region_options
+    )
     render_overlays(dataset, result, writer, classes.ignore)
+    if writer.written:
+        writer.write_index()
     overlays = [writer.written[i] for i in top if i in writer.written]
-    return ScoreOutcome(result, classes, summary, ranking_path, summary_path, overlays)
+    return ScoreOutcome(
+        result, classes, summary, ranking_path, summary_path, overlays, regions_path
+    )

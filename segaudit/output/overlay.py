@@ -1,7 +1,19 @@
-"""Overlay pictures for a reviewer: image | given labels | predicted labels | flagged pixels."""
+"""Overlay pictures for a reviewer: image | given labels | predicted labels | issues, a legend.
+
+Read at a glance: class colours are the same in every picture of a run (the classes
+config's, else a generated palette); flagged pixels are tinted and outlined in a colour
+chosen to be far from every class colour; each large suspect region gets a numbered box
+labelled "given → predicted" (numbers match regions.csv). Small images are enlarged (nearest
+neighbour, so labels stay crisp) and large ones reduced, so every panel is a readable size;
+a reduced flagged mask keeps any pixel that was flagged, so a small issue never vanishes.
+
+Overlays are drawn after the audit, for the top-N images only (see run.render_overlays).
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -9,17 +21,37 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
 
-from segaudit.config import ClassesConfig
+from segaudit.config import ClassesConfig, Color
 from segaudit.core.pixel import PixelDigest
-from segaudit.output.atomic import atomic_path
+from segaudit.core.regions import Region, RegionOptions, find_regions
+from segaudit.output.atomic import atomic_path, atomic_write
 
 OVERLAY_DIR = "overlays"
+#: overlays/INDEX_FILE maps each image id to its overlay file name (for the report).
+INDEX_FILE = "index.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-IGNORE_COLOR = (0, 0, 0)
-ISSUE_COLOR = np.array([255, 0, 255], np.float32)
-TITLE_HEIGHT = 16
+IGNORE_COLOR: Color = (0, 0, 0)
+#: Candidate issue colours; the one farthest from every class colour is used.
+ISSUE_CANDIDATES: tuple[Color, ...] = (
+    (255, 230, 0),
+    (0, 255, 102),
+    (0, 240, 255),
+    (255, 0, 255),
+    (255, 120, 0),
+)
+#: Panel widths are brought into this range (pixels) by scaling.
+MIN_PANEL_WIDTH, MAX_PANEL_WIDTH = 320, 640
+MAX_UPSCALE = 8
+#: Boxes and labels for at most this many regions (the largest); smaller ones are only tinted.
+LABELLED_REGIONS = 6
+MIN_LABELLED_AREA = 4
+FONT_SIZE = 13
+TITLE_HEIGHT = 20
+BACKGROUND = (255, 255, 255)
+TEXT = (20, 20, 20)
 
 
 def safe_file_stem(image_id: str) -> str:
@@ -38,6 +70,18 @@ def find_image(folder: Path | None, image_id: str) -> Path | None:
     return None
 
 
+def issue_color(colors: Collection[Color]) -> Color:
+    """The candidate colour whose nearest class colour is farthest away (deterministic)."""
+
+    def nearest(candidate: Color) -> float:
+        return min(
+            (sum((a - b) ** 2 for a, b in zip(candidate, c, strict=True)) for c in colors),
+            default=0,
+        )
+
+    return max(ISSUE_CANDIDATES, key=nearest)
+
+
 def colorize(
     ids: NDArray[np.intp], valid: NDArray[np.bool_], classes: ClassesConfig
 ) -> NDArray[np.uint8]:
@@ -46,20 +90,143 @@ def colorize(
     return palette[np.where(valid, ids, len(classes.colors))]
 
 
-def _issue_panel(base: NDArray[np.uint8], flagged: NDArray[np.bool_]) -> NDArray[np.uint8]:
-    dimmed = base.astype(np.float32) * 0.45
-    dimmed[flagged] = 0.25 * dimmed[flagged] + 0.75 * ISSUE_COLOR
-    return dimmed.astype(np.uint8)
+def _font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's own font (no system fonts needed); the bitmap one if FreeType is missing."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # Pillow < 10.1 or no FreeType
+        return ImageFont.load_default()
 
 
-def _titled(panels: list[tuple[str, NDArray[np.uint8]]]) -> Image.Image:
-    h, w = panels[0][1].shape[:2]
-    sheet = Image.new("RGB", (w * len(panels), h + TITLE_HEIGHT), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for i, (title, pixels) in enumerate(panels):
-        sheet.paste(Image.fromarray(pixels), (i * w, TITLE_HEIGHT))
-        draw.text((i * w + 3, 2), title, fill=(0, 0, 0))
-    return sheet
+def panel_scale(width: int) -> float:
+    """How much to enlarge (integer factor) or reduce a panel of this width."""
+    if width < MIN_PANEL_WIDTH:
+        return float(min(MAX_UPSCALE, math.ceil(MIN_PANEL_WIDTH / width)))
+    if width > MAX_PANEL_WIDTH:
+        return MAX_PANEL_WIDTH / width
+    return 1.0
+
+
+def _resize(pixels: NDArray[np.uint8], size: tuple[int, int], smooth: bool) -> NDArray[np.uint8]:
+    if pixels.shape[1] == size[0] and pixels.shape[0] == size[1]:
+        return pixels
+    method = Image.Resampling.BILINEAR if smooth else Image.Resampling.NEAREST
+    return np.asarray(Image.fromarray(pixels).resize(size, method))
+
+
+def _resize_mask(mask: NDArray[np.bool_], size: tuple[int, int]) -> NDArray[np.bool_]:
+    """A resized mask that keeps every flagged pixel visible when reducing."""
+    grey = Image.fromarray(mask.astype(np.uint8) * 255)
+    method = Image.Resampling.BOX if size[0] < mask.shape[1] else Image.Resampling.NEAREST
+    resized: NDArray[np.bool_] = np.asarray(grey.resize(size, method)) > 0
+    return resized
+
+
+def _outline(pixels: NDArray[np.uint8], mask: NDArray[np.bool_], color: Color) -> None:
+    """Draw the mask's edge: a dark ring outside, the issue colour inside (in place)."""
+    inner = mask & ~ndimage.binary_erosion(mask, border_value=0)
+    outer = ndimage.binary_dilation(mask) & ~mask
+    pixels[outer] = (0, 0, 0)
+    pixels[inner] = color
+
+
+def _issue_panel(
+    base: NDArray[np.uint8], flagged: NDArray[np.bool_], color: Color
+) -> NDArray[np.uint8]:
+    """The picture, greyed and dimmed, with flagged pixels tinted and outlined."""
+    grey = base.astype(np.float32).mean(axis=2, keepdims=True)
+    dimmed = 0.35 * base.astype(np.float32) + 0.25 * grey + 20.0
+    dimmed[flagged] = 0.35 * dimmed[flagged] + 0.65 * np.array(color, np.float32)
+    panel: NDArray[np.uint8] = np.clip(dimmed, 0, 255).astype(np.uint8)
+    _outline(panel, flagged, color)
+    return panel
+
+
+def _draw_pair(
+    draw: ImageDraw.ImageDraw,
+    at: tuple[float, float],
+    parts: tuple[str, str],
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    fill: Color,
+) -> float:
+    """Draw "given → predicted" with a drawn arrow (fonts may lack the glyph); return width."""
+    x, y = at
+    first = draw.textlength(parts[0], font=font)
+    draw.text((x, y), parts[0], fill=fill, font=font)
+    mid = y + FONT_SIZE * 0.6
+    ax = x + first + 3
+    draw.line([(ax, mid), (ax + 10, mid)], fill=fill, width=1)
+    draw.polygon([(ax + 11, mid), (ax + 7, mid - 3), (ax + 7, mid + 3)], fill=fill)
+    draw.text((ax + 15, y), parts[1], fill=fill, font=font)
+    return first + 18 + draw.textlength(parts[1], font=font)
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _draw_regions(
+    panel: Image.Image,
+    regions: list[Region],
+    scale: float,
+    names: tuple[str, ...],
+    color: Color,
+) -> None:
+    """Numbered boxes and "given → predicted" labels for the largest regions, labels placed
+    above (else below, else lower down) their box so that they do not cover each other."""
+    draw = ImageDraw.Draw(panel)
+    font = _font()
+    shown = [r for r in regions[:LABELLED_REGIONS] if r.area >= MIN_LABELLED_AREA]
+    boxes = []
+    for region in shown:
+        x0 = math.floor(region.x * scale)
+        y0 = math.floor(region.y * scale)
+        x1 = math.ceil((region.x + region.width) * scale) - 1
+        y1 = math.ceil((region.y + region.height) * scale) - 1
+        draw.rectangle([x0 - 2, y0 - 2, x1 + 2, y1 + 2], outline=(0, 0, 0), width=1)
+        draw.rectangle([x0 - 1, y0 - 1, x1 + 1, y1 + 1], outline=color, width=1)
+        boxes.append((x0, y0, x1, y1))
+    placed: list[tuple[float, float, float, float]] = []
+    label_h = FONT_SIZE + 5
+    for region, (x0, y0, _, y1) in zip(shown, boxes, strict=True):
+        given = f"{region.region_id}: {names[region.given]}"
+        predicted = names[region.predicted]
+        width = draw.textlength(given, font=font) + 22 + draw.textlength(predicted, font=font)
+        tx = max(0.0, min(x0 - 2.0, panel.width - width - 6))
+        tries = [y0 - label_h - 2, y1 + 3] + [y1 + 3 + k * label_h for k in range(1, 8)]
+        tries += [y0 - label_h - 2 - k * label_h for k in range(1, 8)]
+        ty = tries[0] if tries[0] >= 0 else tries[1]
+        for candidate in tries:
+            rect = (tx, candidate, tx + width + 4, candidate + label_h)
+            inside = candidate >= 0 and candidate + label_h <= panel.height
+            if inside and not any(_overlaps(rect, other) for other in placed):
+                ty = candidate
+                break
+        placed.append((tx, ty, tx + width + 4, ty + label_h))
+        draw.rectangle([tx, ty, tx + width + 4, ty + label_h - 1], fill=(0, 0, 0))
+        _draw_pair(draw, (tx + 3, ty + 1), (given, predicted), font, color)
+
+
+def _legend(width: int, entries: list[tuple[str, Color]], issue: Color) -> Image.Image:
+    """Rows of colour swatches and names, wrapped to the sheet's width."""
+    font = _font()
+    row_h, pad = FONT_SIZE + 8, 6
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    items = [("flagged: likely label error", issue), *entries]
+    places: list[tuple[int, int]] = []
+    x, y = pad, pad
+    for name, _ in items:
+        item_w = 18 + int(probe.textlength(name, font=font)) + 16
+        if x + item_w > width and x > pad:
+            x, y = pad, y + row_h
+        places.append((x, y))
+        x += item_w
+    legend = Image.new("RGB", (width, y + row_h + pad), BACKGROUND)
+    draw = ImageDraw.Draw(legend)
+    for (name, color), (lx, ly) in zip(items, places, strict=True):
+        draw.rectangle([lx, ly + 2, lx + 13, ly + 15], fill=color, outline=(90, 90, 90))
+        draw.text((lx + 18, ly + 1), name, fill=TEXT, font=font)
+    return legend
 
 
 @dataclass
@@ -70,29 +237,87 @@ class OverlayWriter:
     classes: ClassesConfig
     indices: Collection[int]
     images_dir: Path | None = None
+    region_options: RegionOptions = field(default_factory=RegionOptions)
     written: dict[int, Path] = field(default_factory=dict)
+    ids: dict[int, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def issue_color(self) -> Color:
+        return issue_color(self.classes.colors)
 
     def __call__(
         self, index: int, image_id: str, digest: PixelDigest, flagged: NDArray[np.bool_]
     ) -> None:
         if index not in self.indices:
             return
-        given = colorize(digest.given, digest.valid, self.classes)
-        predicted = colorize(digest.predicted, np.ones_like(digest.valid), self.classes)
-        photo = self._photo(image_id, given.shape[:2])
-        base = given if photo is None else photo
-        panels = [] if photo is None else [("image", photo)]
-        panels += [
-            ("given", given),
-            ("predicted", predicted),
-            (f"issues ({int(flagged.sum())} px)", _issue_panel(base, flagged)),
-        ]
+        sheet = self.render(image_id, digest, flagged)
         path = self.out_dir / f"{index:05d}_{safe_file_stem(image_id)}.png"
         with atomic_path(path) as temp:
-            _titled(panels).save(temp, format="PNG")
+            sheet.save(temp, format="PNG", optimize=True)
         with self._lock:
             self.written[index] = path
+            self.ids[index] = image_id
+
+    def render(self, image_id: str, digest: PixelDigest, flagged: NDArray[np.bool_]) -> Image.Image:
+        """The overlay sheet of one image."""
+        color = self.issue_color
+        regions = find_regions(digest, flagged, self.region_options)
+        h, w = flagged.shape
+        scale = panel_scale(w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        mask = _resize_mask(flagged, size)
+        given = _resize(colorize(digest.given, digest.valid, self.classes), size, False)
+        all_valid = np.ones_like(digest.valid)
+        predicted = _resize(colorize(digest.predicted, all_valid, self.classes), size, False)
+        photo = self._photo(image_id, (h, w))
+        if photo is not None:
+            photo = _resize(photo, size, True)
+        base = given if photo is None else photo
+        count = int(flagged.sum())
+        panels = [] if photo is None else [("image", photo)]
+        panels += [("given labels", given.copy()), ("predicted by the model", predicted.copy())]
+        for _, pixels in panels[-2:]:
+            _outline(pixels, mask, color)
+        plural = "" if len(regions) == 1 else "s"
+        panels.append(
+            (
+                f"issues: {count:,} px in {len(regions)} region{plural}",
+                _issue_panel(base, mask, color),
+            )
+        )
+        gap = 4
+        sheet_w = size[0] * len(panels) + gap * (len(panels) - 1)
+        present = np.union1d(
+            np.unique(digest.given[digest.valid]), np.unique(digest.predicted)
+        ).tolist()
+        entries = [(self.classes.names[k], self.classes.colors[k]) for k in present]
+        if not digest.valid.all():
+            entries.append(("ignored", IGNORE_COLOR))
+        legend = _legend(sheet_w, entries, color)
+        sheet = Image.new("RGB", (sheet_w, TITLE_HEIGHT + size[1] + legend.height), BACKGROUND)
+        draw = ImageDraw.Draw(sheet)
+        font = _font()
+        for i, (title, pixels) in enumerate(panels):
+            x = i * (size[0] + gap)
+            sheet.paste(Image.fromarray(pixels), (x, TITLE_HEIGHT))
+            draw.text((x + 3, 3), title, fill=TEXT, font=font)
+        last = (len(panels) - 1) * (size[0] + gap)
+        panel = sheet.crop((last, TITLE_HEIGHT, last + size[0], TITLE_HEIGHT + size[1]))
+        _draw_regions(panel, regions, scale, self.classes.names, color)
+        sheet.paste(panel, (last, TITLE_HEIGHT))
+        sheet.paste(legend, (0, TITLE_HEIGHT + size[1]))
+        return sheet
+
+    def write_index(self) -> Path:
+        """overlays/index.json: image id -> overlay file name, so readers need not guess."""
+        path = self.out_dir / INDEX_FILE
+        with self._lock:
+            entries = {self.ids[i]: self.written[i].name for i in sorted(self.written)}
+        with atomic_write(path) as handle:
+            json.dump(entries, handle, indent=1, ensure_ascii=False)
+            handle.write("\n")
+        return path
 
     def _photo(self, image_id: str, size: tuple[int, ...]) -> NDArray[np.uint8] | None:
         """The RGB image for this id if there is one of the mask's size."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from segaudit.config import ClassesConfig
 from segaudit.core.audit import AuditResult
 from segaudit.output.atomic import atomic_write
+from segaudit.output.regions import RegionSummary
 
 RANKING_FILE = "ranking.csv"
 SUMMARY_FILE = "summary.json"
@@ -24,6 +25,10 @@ RANKING_COLUMNS = (
     "top_given",
     "top_predicted",
     "top_pair_pixels",
+    "region_count",
+    "largest_region_area",
+    "largest_region_given",
+    "largest_region_predicted",
     "valid_pixels",
     "skipped",
 )
@@ -33,13 +38,19 @@ def _class_name(classes: ClassesConfig, k: int | None) -> str:
     return "" if k is None else classes.names[k]
 
 
-def write_ranking(result: AuditResult, classes: ClassesConfig, path: Path) -> None:
-    """One row per image, most suspect first."""
+def write_ranking(
+    result: AuditResult,
+    classes: ClassesConfig,
+    path: Path,
+    regions: Mapping[int, RegionSummary] | None = None,
+) -> None:
+    """One row per image, most suspect first (region columns empty without ``regions``)."""
     with atomic_write(path) as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(RANKING_COLUMNS)
         for rank, image in enumerate(result.ranking(), start=1):
             score = "" if math.isnan(image.label_quality) else f"{image.label_quality:.10g}"
+            region = (regions or {}).get(image.index)
             writer.writerow(
                 [
                     rank,
@@ -50,6 +61,10 @@ def write_ranking(result: AuditResult, classes: ClassesConfig, path: Path) -> No
                     _class_name(classes, image.top_given),
                     _class_name(classes, image.top_predicted),
                     image.top_pair_pixels,
+                    "" if region is None else region.count,
+                    "" if region is None else region.largest_area,
+                    "" if region is None else _class_name(classes, region.largest_given),
+                    "" if region is None else _class_name(classes, region.largest_predicted),
                     image.valid_pixels,
                     image.skipped or "",
                 ]
