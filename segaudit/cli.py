@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from segaudit.errors import ExitCode, SegauditError
+from segaudit.io.transforms import Layout, Resize
 
 app = typer.Typer(
     name="segaudit",
@@ -103,29 +104,67 @@ def _ignore_values(values: list[int] | None) -> frozenset[int] | None:
     return frozenset(values) if values else None
 
 
+def _probs_location(value: str | None) -> Path | str | None:
+    """URLs stay strings (a Path would fold 's3://' into 's3:/'); the rest are paths."""
+    return value if value is None or "://" in value else Path(value)
+
+
 @app.command()
 @handle_errors
 def score(
-    labels: Annotated[
-        Path,
-        typer.Option(
-            "--labels",
-            help="Folder of PNG masks (pixel value = class id); ids are file paths without the suffix.",
-        ),
-    ],
-    probs: Annotated[
-        Path,
-        typer.Option(
-            "--probs",
-            help="Predicted probabilities (N, K, H, W): a zarr array or a .npy file (memory-mapped).",
-        ),
-    ],
     out_dir: Annotated[
         Path,
         typer.Option(
             "--out", help="Run folder to write ranking.csv, summary.json and overlays/ into."
         ),
     ],
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            help="Folder of PNG masks (class id per pixel, or RGB colours with --classes); ids are file paths without the suffix, sub-folders included.",
+        ),
+    ] = None,
+    probs: Annotated[
+        str | None,
+        typer.Option(
+            "--probs",
+            help="Predicted probabilities: a zarr array or group (path or URL: file://, s3://, memory://), a .npy file (N, K, H, W), or a folder of per-image .npy/.npz files named by id.",
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest",
+            help="CSV with columns image_id, mask, probs (row of --probs, or a per-image file) and optional image; paths relative to the CSV. Replaces --labels.",
+        ),
+    ] = None,
+    layout: Annotated[
+        Layout,
+        typer.Option(
+            "--layout",
+            help="Where the class axis of the probabilities is: first (nchw: N,K,H,W or K,H,W) or last (nhwc).",
+        ),
+    ] = Layout.NCHW,
+    logits: Annotated[
+        bool,
+        typer.Option("--logits", help="The probabilities are logits: apply a softmax over classes."),
+    ] = False,
+    resize: Annotated[
+        Resize | None,
+        typer.Option(
+            "--resize",
+            help="When probabilities and masks differ in size: upsample the probabilities bilinearly (probs) or pool the labels by majority (labels).",
+        ),
+    ] = None,
+    downsample: Annotated[
+        int,
+        typer.Option(
+            "--downsample",
+            min=1,
+            help="Audit at 1/F resolution: labels pooled by majority vote (ignore pixels do not vote), probabilities by mean.",
+        ),
+    ] = 1,
     images: Annotated[
         Path | None,
         typer.Option(
@@ -193,7 +232,7 @@ def score(
 
     request = ScoreRequest(
         labels=labels,
-        probs=probs,
+        probs=_probs_location(probs),
         out=out_dir,
         images=images,
         ids=ids,
@@ -205,6 +244,11 @@ def score(
         workers=workers,
         connectivity=connectivity,
         min_region_area=min_region_area,
+        manifest=manifest,
+        layout=layout,
+        logits=logits,
+        resize=resize,
+        downsample=downsample,
     )
     with progress_bars() as on_progress:
         outcome = run_score(request, on_progress)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,9 @@ from segaudit.core.dataset import Dataset
 from segaudit.core.pixel import digest_image
 from segaudit.core.regions import DEFAULT_CONNECTIVITY, DEFAULT_MIN_AREA, RegionOptions
 from segaudit.errors import DatasetError
-from segaudit.io.dataset import FolderDataset
+from segaudit.io.dataset import DatasetSpec, FolderDataset, open_dataset
+from segaudit.io.masks import MaskDecoder
+from segaudit.io.transforms import ImageTransform, Layout, Resize
 from segaudit.output.overlay import OVERLAY_DIR, OverlayWriter
 from segaudit.output.regions import REGIONS_FILE, RegionCollector
 from segaudit.output.table import (
@@ -30,8 +32,8 @@ from segaudit.parallel import ThreadExecutor
 class ScoreRequest:
     """What ``segaudit score`` was asked to do."""
 
-    labels: Path
-    probs: Path
+    labels: Path | None  # None with a manifest
+    probs: Path | str | None  # str: an fsspec URL; None with a manifest of per-image files
     out: Path
     images: Path | None = None
     ids: Path | None = None
@@ -43,6 +45,11 @@ class ScoreRequest:
     workers: int | None = None
     connectivity: int = DEFAULT_CONNECTIVITY  # suspect regions: 4 or 8 neighbours
     min_region_area: int = DEFAULT_MIN_AREA  # suspect regions: smaller ones are dropped
+    manifest: Path | None = None  # CSV pairing image_id, mask, probs (row or file), image
+    layout: Layout = Layout.NCHW  # class axis first (nchw) or last (nhwc)
+    logits: bool = False  # softmax over classes before auditing
+    resize: Resize | None = None  # match sizes: upsample probs, or pool labels
+    downsample: int = 1  # majority-pool labels, mean-pool probs by this factor
 
 
 @dataclass
@@ -71,8 +78,30 @@ def resolve_classes(
             f"{num_classes} channels"
         )
     if ignore is not None:
-        classes = ClassesConfig(classes.names, classes.colors, ignore, classes.remap, classes.name)
+        classes = replace(classes, ignore=ignore)
     return classes
+
+
+def open_request_dataset(request: ScoreRequest) -> FolderDataset:
+    """Pair and check the request's inputs, reading masks through the classes config."""
+    config = load_classes(request.classes) if request.classes else None
+    ignore = request.ignore
+    if ignore is None:
+        ignore = config.ignore if config is not None else frozenset({255})
+    spec = DatasetSpec(
+        labels=request.labels,
+        probs=request.probs,
+        ids=request.ids,
+        manifest=request.manifest,
+        transform=ImageTransform(
+            request.layout, request.logits, request.resize, request.downsample
+        ),
+        decoder=MaskDecoder.from_config(config),
+        ignore=ignore,
+        num_classes=config.num_classes if config is not None else None,
+        classes_source=str(request.classes or ""),
+    )
+    return open_dataset(spec)
 
 
 def render_overlays(
@@ -89,7 +118,7 @@ def render_overlays(
 
 def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) -> ScoreOutcome:
     """Audit the dataset and write ranking.csv, summary.json and overlays/ into request.out."""
-    dataset = FolderDataset.open(request.labels, request.probs, request.ids)
+    dataset = open_request_dataset(request)
     classes = resolve_classes(request.classes, dataset.num_classes, request.ignore)
     options = AuditOptions(
         temperature=request.temperature, ignore=classes.ignore, strict=request.strict
