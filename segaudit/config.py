@@ -158,3 +158,32 @@ def load_classes(path: Path) -> ClassesConfig:
     if ignore_colors and not ignore:
         raise _fail(path, "ignore_colors", "needs at least one ignore value to read them as")
     return ClassesConfig(tuple(names), tuple(colors), ignore, remap, name, ignore_colors)
+
+
+def validate_config_file(path: Path) -> str:
+    """Validate a classes config, or a gate policy (a file with top-level ``rules:``).
+
+    Returns a one-line description of what was found; raises ConfigError naming the key.
+    """
+    data = read_yaml(path)
+    if "rules" in data:
+        import importlib
+        import importlib.util
+
+        load_policy = None
+        for module_name in ("segaudit.gate", "segaudit.policy"):
+            if importlib.util.find_spec(module_name) is not None:
+                load_policy = getattr(importlib.import_module(module_name), "load_policy", None)
+                if load_policy is not None:
+                    break
+        if load_policy is None:
+            raise ConfigError(f"{path}: looks like a gate policy, which this segaudit cannot check")
+        load_policy(path)
+        return f"{path}: valid gate policy"
+    classes = load_classes(path)
+    ignore = ", ".join(str(v) for v in sorted(classes.ignore)) or "none"
+    remap = f", {len(classes.remap)} remapped values" if classes.remap else ""
+    return (
+        f"{path}: valid classes config '{classes.name}': {classes.num_classes} classes, "
+        f"ignore {ignore}{remap}"
+    )

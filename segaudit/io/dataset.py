@@ -164,6 +164,8 @@ class FolderDataset:
     def probe(self) -> None:
         """Read images as the audit will; raise DatasetError if every one tried fails."""
         n = len(self.ids)
+        if self.transform.logits:
+            self._refuse_probs_as_logits()
         errors: list[ImageError] = []
         for index in sorted({0, n // 2, n - 1}):
             image = next(self.load(range(index, index + 1)))
@@ -178,15 +180,29 @@ class FolderDataset:
             errors.append(error)
         raise DatasetError(self._explain(errors))
 
+    def _class_first_raw(self, index: int) -> NDArray[np.floating] | None:
+        raw = self._raw(range(index, index + 1))[0]
+        if isinstance(raw, ImageError) or raw.ndim != 3:
+            return None
+        return np.moveaxis(raw, -1, 0) if self.transform.layout is Layout.NHWC else raw
+
+    def _refuse_probs_as_logits(self) -> None:
+        """--logits on data that already are probabilities would flatten them: refuse."""
+        raw = self._class_first_raw(0)
+        if raw is not None and raw.shape[0] > 1 and summarize_values(raw).looks_like_probs:
+            raise DatasetError(
+                f"{self.source}: --logits was given but the values of image {self.ids[0]} are "
+                "already probabilities (in [0, 1], summing to 1); drop --logits"
+            )
+
     def _explain(self, errors: list[ImageError]) -> str:
         first = errors[0]
         others = [e.image_id for e in errors[1:]]
         also = f" (so do {', '.join(others)})" if others else ""
         message = f"{self.source}: image {first.image_id} fails{also}: {first.reason}"
-        raw = self._raw(range(0, 1))[0]
-        if isinstance(raw, ImageError) or raw.ndim != 3:
+        probs = self._class_first_raw(0)
+        if probs is None:
             return message
-        probs = np.moveaxis(raw, -1, 0) if self.transform.layout is Layout.NHWC else raw
         values = summarize_values(probs)
         if values.looks_like_logits and not self.transform.logits and "--logits" not in message:
             message += (
@@ -194,7 +210,9 @@ class FolderDataset:
                 f"{values.worst_sum:.3g}: if these are logits, pass --logits"
             )
         if "(H x W)" in message:
-            message += _layout_hint(raw.shape, self.masks[0], self.transform.layout)
+            raw = self._raw(range(0, 1))[0]
+            if not isinstance(raw, ImageError):
+                message += _layout_hint(raw.shape, self.masks[0], self.transform.layout)
         return message
 
 
