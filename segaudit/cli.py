@@ -285,6 +285,256 @@ def score(
             f"overlays: {outcome.overlays[0].parent} ({len(outcome.overlays)} images)",
             highlight=False,
         )
+    if gate_policy is not None:
+        _gate(out_dir, gate_policy, baseline, update_baseline, junit, json_out)
+
+
+def _gate(
+    run_dir: Path,
+    policy: Any,
+    baseline: Path | None,
+    update_baseline: bool,
+    junit: Path | None,
+    json_out: Path | None,
+) -> None:
+    """Run the gate, print its lines (and GitHub annotations), exit with its code."""
+    from segaudit.ci_output import GateRequest, run_gate
+
+    request = GateRequest(run_dir, policy, baseline, update_baseline, junit, json_out)
+    outcome = run_gate(request)
+    for line in outcome.lines:
+        style = "red" if line.startswith(("FAIL", "gate FAILED")) else None
+        out.print(line, style=style, markup=False, highlight=False, soft_wrap=True)
+    for line in outcome.annotations:
+        typer.echo(line)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+@handle_errors
+def check(
+    run_dir: Annotated[
+        Path, typer.Argument(help="Run folder written by `segaudit score --out`.")
+    ],
+    policy: Annotated[
+        Path, typer.Option("--policy", help="Gate policy YAML (see configs/gate.yaml).")
+    ],
+    baseline: Annotated[Path | None, _BASELINE] = None,
+    update_baseline: Annotated[bool, _UPDATE_BASELINE] = False,
+    junit: Annotated[Path | None, _JUNIT] = None,
+    json_out: Annotated[Path | None, _JSON] = None,
+) -> None:
+    """Check a finished run against a policy: exit 0 pass, 1 fail, 2 bad input.
+
+    Writes a markdown summary to $GITHUB_STEP_SUMMARY when set, and GitHub annotations for
+    failures when GITHUB_ACTIONS=true."""
+    _gate(run_dir, policy, baseline, update_baseline, junit, json_out)
+
+
+@app.command()
+@handle_errors
+def calibrate(
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Calibration JSON to write (thresholds, cutoff).")
+    ],
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Folder of PNG masks, as for score.")
+    ] = None,
+    probs: Annotated[
+        str | None, typer.Option("--probs", help="Predicted probabilities, as for score.")
+    ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option("--manifest", help="CSV pairing masks and probabilities, as for score.")
+    ] = None,
+    ids: Annotated[
+        Path | None, typer.Option("--ids", help="Image ids in the probabilities' order, as for score.")
+    ] = None,
+    classes: Annotated[
+        Path | None, typer.Option("--classes", help="Classes config YAML, as for score.")
+    ] = None,
+    layout: Annotated[Layout, typer.Option("--layout", help="Class axis first (nchw) or last (nhwc).")] = Layout.NCHW,
+    logits: Annotated[bool, typer.Option("--logits", help="Apply a softmax over classes.")] = False,
+    resize: Annotated[
+        Resize | None, typer.Option("--resize", help="Match sizes, as for score.")
+    ] = None,
+    downsample: Annotated[
+        int, typer.Option("--downsample", min=1, help="Audit at 1/F resolution, as for score.")
+    ] = 1,
+    temperature: Annotated[
+        float, typer.Option(help="Softmin temperature; later scores must use the same.")
+    ] = 0.1,
+    ignore_index: Annotated[
+        list[int] | None,
+        typer.Option("--ignore-index", help="Ignored label value (repeatable), as for score."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Fail (exit 2) on the first unreadable image.")
+    ] = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="Threads to use.")] = None,
+) -> None:
+    """Run pass 1 on a trusted set and save thresholds and the selection cutoff.
+
+    Then `segaudit score --calibration FILE` scores new batches in one pass."""
+    from segaudit.calibration import calibrate as run_calibrate
+    from segaudit.run import ScoreRequest
+
+    request = ScoreRequest(
+        labels=labels,
+        probs=_probs_location(probs),
+        out=out_file.parent,
+        ids=ids,
+        classes=classes,
+        temperature=temperature,
+        ignore=_ignore_values(ignore_index),
+        strict=strict,
+        workers=workers,
+        manifest=manifest,
+        layout=layout,
+        logits=logits,
+        resize=resize,
+        downsample=downsample,
+    )
+    with progress_bars() as on_progress:
+        result = run_calibrate(request, out_file, on_progress)
+    table = Table(title="Per-class thresholds", title_justify="left")
+    for column in ("class", "threshold", "labelled px"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, threshold, count in zip(
+        result.class_names, result.thresholds, result.labelled_pixels, strict=True
+    ):
+        table.add_row(name, f"{threshold:.4f}", f"{count:,}")
+    out.print(table)
+    cutoff = "none" if result.cutoff is None else f"{result.cutoff:.6g}"
+    out.print(
+        f"{result.num_images} images; T = {result.confident_count:,}; cutoff = {cutoff}",
+        highlight=False,
+    )
+    out.print(f"calibration: {out_file}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def report(
+    run_dir: Annotated[
+        Path, typer.Argument(help="Run folder written by `segaudit score --out`.")
+    ],
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="HTML file to write (default: RUNDIR/report.html)."),
+    ] = None,
+    top: Annotated[
+        int, typer.Option(min=0, help="Show this many of the most suspect images in the gallery.")
+    ] = 20,
+    class_name: Annotated[
+        str | None,
+        typer.Option("--class", help="Narrow everything to flagged pixels whose given or predicted class is NAME."),
+    ] = None,
+) -> None:
+    """Write one self-contained HTML page for reviewing a run: worst images first."""
+    from segaudit.report import ReportRequest, build_report
+
+    outcome = build_report(ReportRequest(run_dir, out_file, top, class_name))
+    scope = f" (class {outcome.class_name})" if outcome.class_name is not None else ""
+    out.print(
+        f"{outcome.images} images{scope}, {outcome.flagged_pixels:,} flagged pixels; "
+        f"gallery of the {outcome.gallery} most suspect",
+        highlight=False,
+    )
+    for sentence in outcome.top_issues:
+        out.print(f"  class {sentence}", highlight=False)
+    out.print(f"report: {outcome.path} ({outcome.size_bytes / 1e6:.1f} MB)", highlight=False)
+
+
+@app.command("validate-config")
+@handle_errors
+def validate_config(
+    file: Annotated[Path, typer.Argument(help="A classes config or a gate policy (YAML).")],
+) -> None:
+    """Check a classes config (or a gate policy) and say what is wrong, by key path."""
+    from segaudit.config import validate_config_file
+
+    out.print(f"OK {validate_config_file(file)}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def inspect(
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Folder of PNG masks (as for score).")
+    ] = None,
+    probs: Annotated[
+        str | None,
+        typer.Option("--probs", help="Probabilities: zarr (path or URL), .npy, or per-image folder."),
+    ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option("--manifest", help="Manifest CSV (as for score).")
+    ] = None,
+    ids: Annotated[
+        Path | None, typer.Option("--ids", help="Image ids in the probabilities' order.")
+    ] = None,
+    layout: Annotated[
+        Layout, typer.Option("--layout", help="Class axis first (nchw) or last (nhwc).")
+    ] = Layout.NCHW,
+    classes: Annotated[
+        Path | None,
+        typer.Option("--classes", help="Classes config: remap and palette for reading masks."),
+    ] = None,
+) -> None:
+    """A fast look at a dataset before scoring: counts, sizes, dtypes, layout, classes, pairing.
+
+    Exits 2 when score would refuse the dataset (pairing problems, unopenable files)."""
+    from segaudit.config import load_classes
+    from segaudit.inspect import inspect_dataset
+
+    config = load_classes(classes) if classes else None
+    report = inspect_dataset(
+        labels, _probs_location(probs), ids=ids, manifest=manifest, layout=layout, classes=config
+    )
+    sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in list(report.mask_sizes.items())[:5])
+    modes = ", ".join(f"{m} ({n})" for m, n in report.mask_modes.items())
+    table = Table(title="Dataset", title_justify="left", show_header=False)
+    table.add_row("masks", f"{report.masks:,}")
+    table.add_row("mask sizes (H x W)", sizes + (" …" if len(report.mask_sizes) > 5 else ""))
+    table.add_row("mask modes", modes)
+    if report.headers_read < report.masks:
+        table.add_row("", f"sizes and modes from {report.headers_read:,} masks")
+    info = report.probs
+    if info is not None:
+        table.add_row("probabilities", f"{info.path} ({info.kind}, {info.images:,} images)")
+        table.add_row("shape, dtype", f"{info.shape}, {info.dtype}")
+        guess = info.layout_guess.value if info.layout_guess else "unclear"
+        table.add_row("layout", f"{info.layout.value} given, looks {guess}; {info.num_classes} classes")
+        table.add_row("values look like", f"{info.looks_like} (from {len(info.values)} images)")
+    out.print(table)
+    hist = Table(
+        title=f"Class histogram of the labels ({'a sample of ' if report.sampled else ''}"
+        f"{report.histogram_masks} masks)",
+        title_justify="left",
+    )
+    for column in ("class", "name", "pixels", "share"):
+        hist.add_column(column, justify="left" if column == "name" else "right")
+    total = sum(report.class_histogram.values()) or 1
+    for value, pixels in report.class_histogram.items():
+        name = config.names[value] if config and 0 <= value < config.num_classes else ""
+        if config and value in config.ignore:
+            name = "(ignored)"
+        hist.add_row(str(value), name, f"{pixels:,}", f"{pixels / total:.1%}")
+    out.print(hist)
+    problems = [
+        *report.problems,
+        *(f"no mask for {i}" for i in report.missing_masks[:10]),
+        *(f"mask without probabilities: {i}" for i in report.extra_masks[:10]),
+        *(f"duplicate id {i}" for i in report.duplicate_ids[:10]),
+        *(f"unreadable mask {i}: {r}" for i, r in list(report.unreadable.items())[:10]),
+    ]
+    if info is not None and info.looks_like == "logits":
+        problems.append("the values look like logits: score with --logits")
+    for problem in problems:
+        console.print(f"[yellow]problem:[/] {problem}", highlight=False, soft_wrap=True)
+    if not problems:
+        out.print("no problems found")
+    if report.problems or report.missing_masks or report.extra_masks or report.duplicate_ids:
+        raise typer.Exit(ExitCode.USAGE)
 
 
 def main() -> None:
