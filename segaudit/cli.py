@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from segaudit.errors import ExitCode, SegauditError
+from segaudit.errors import ConfigError, ExitCode, SegauditError
 from segaudit.io.transforms import Layout, Resize
 
 app = typer.Typer(
@@ -107,6 +107,18 @@ def _ignore_values(values: list[int] | None) -> frozenset[int] | None:
 def _probs_location(value: str | None) -> Path | str | None:
     """URLs stay strings (a Path would fold 's3://' into 's3:/'); the rest are paths."""
     return value if value is None or "://" in value else Path(value)
+
+
+# Gate options shared by score and check.
+_BASELINE = typer.Option(
+    "--baseline",
+    help="Known findings (JSON): fail only on findings that are new or worse than these.",
+)
+_UPDATE_BASELINE = typer.Option(
+    "--update-baseline", help="Write the current findings to --baseline FILE (accept them)."
+)
+_JUNIT = typer.Option("--junit", help="Write a JUnit XML report: one testcase per check.")
+_JSON = typer.Option("--json", help="Write the gate report as JSON.")
 
 
 @app.command()
@@ -225,10 +237,35 @@ def score(
             min=1, help="Suspect regions: leave out regions smaller than this many pixels from regions.csv (default 1: every flagged pixel is in a region)."
         ),
     ] = 1,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration",
+            help="Calibration JSON from `segaudit calibrate`: score in one pass with its thresholds and cutoff (for CI increments).",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="Gate policy YAML: check the run after scoring; exit 0 pass, 1 fail (see configs/gate.yaml).",
+        ),
+    ] = None,
+    baseline: Annotated[Path | None, _BASELINE] = None,
+    update_baseline: Annotated[bool, _UPDATE_BASELINE] = False,
+    junit: Annotated[Path | None, _JUNIT] = None,
+    json_out: Annotated[Path | None, _JSON] = None,
 ) -> None:
-    """Score every image's labels and write the ranking, summary, regions and overlays."""
+    """Score every image's labels and write the ranking, summary, regions and overlays.
+
+    With --policy, also check the run against the policy (exit 1 when it fails)."""
+    from segaudit.policy import load_policy
     from segaudit.run import ScoreRequest
     from segaudit.run import score as run_score
+
+    gate_policy = load_policy(policy) if policy is not None else None  # fail before scoring
+    if gate_policy is None and (baseline or update_baseline or junit or json_out):
+        raise ConfigError("--baseline, --update-baseline, --junit and --json need --policy")
 
     request = ScoreRequest(
         labels=labels,
@@ -249,6 +286,7 @@ def score(
         logits=logits,
         resize=resize,
         downsample=downsample,
+        calibration=calibration,
     )
     with progress_bars() as on_progress:
         outcome = run_score(request, on_progress)

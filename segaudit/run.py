@@ -7,8 +7,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from segaudit.baseline import MASK_HASHES_FILE, write_mask_hashes
+from segaudit.calibration import audit_dataset, check_compatible, load_calibration
 from segaudit.config import ClassesConfig, default_classes, load_classes
-from segaudit.core.audit import AuditOptions, AuditResult, ProgressCallback, flagged_mask, run_audit
+from segaudit.core.audit import AuditOptions, AuditResult, ProgressCallback, flagged_mask
 from segaudit.core.dataset import Dataset
 from segaudit.core.pixel import digest_image
 from segaudit.core.regions import DEFAULT_CONNECTIVITY, DEFAULT_MIN_AREA, RegionOptions
@@ -50,6 +52,7 @@ class ScoreRequest:
     logits: bool = False  # softmax over classes before auditing
     resize: Resize | None = None  # match sizes: upsample probs, or pool labels
     downsample: int = 1  # majority-pool labels, mean-pool probs by this factor
+    calibration: Path | None = None  # saved thresholds and cutoff: score in one pass
 
 
 @dataclass
@@ -123,12 +126,16 @@ def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) ->
     options = AuditOptions(
         temperature=request.temperature, ignore=classes.ignore, strict=request.strict
     )
+    calibration = load_calibration(request.calibration) if request.calibration else None
+    if calibration is not None and request.calibration is not None:
+        check_compatible(calibration, request.calibration, classes, options)
     region_options = RegionOptions(request.connectivity, request.min_region_area)
     started = time.perf_counter()
     with RegionCollector(classes.names, region_options) as regions:
-        result = run_audit(
+        result = audit_dataset(
             dataset,
             options,
+            calibration,
             executor=ThreadExecutor(request.workers),
             sinks=[regions],
             on_progress=on_progress,
@@ -145,14 +152,18 @@ def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) ->
         "probs": str(request.probs),
         "images": str(request.images) if request.images else "",
         "classes": str(request.classes) if request.classes else "",
+        "calibration": str(request.calibration) if request.calibration else "",
     }
     summary = summary_dict(result, classes, inputs, __version__)
     summary["parameters"]["connectivity"] = region_options.connectivity
     summary["parameters"]["min_region_area"] = region_options.min_area
+    summary["class_colors"] = [list(c) for c in classes.colors]  # the report's swatches
     ranking_path = request.out / RANKING_FILE
     summary_path = request.out / SUMMARY_FILE
     write_ranking(result, classes, ranking_path, regions.summaries)
     write_summary(summary, summary_path)
+    masks = dict(zip(dataset.ids, dataset.masks, strict=True))
+    write_mask_hashes(masks, request.out / MASK_HASHES_FILE)  # for baselines
 
     top = [r.index for r in result.ranking()[: request.top] if r.skipped is None]
     writer = OverlayWriter(

@@ -1,0 +1,425 @@
+"""The CI gate: evaluate a finished run against a policy, optionally against a baseline.
+
+Each rule of the policy (:mod:`segaudit.policy`) becomes one or more *checks*, each reported
+as observed vs limit, pass or fail, with the *findings* behind it (the images, regions or
+classes it objects to). With a baseline, findings that are known (same image id, same mask
+hash, not worse) are set aside first, so the gate fails only on new or worse findings.
+
+Inputs are the run folder's files: ``summary.json``, ``ranking.csv``, ``regions.csv`` (for
+region rules) and ``masks.json`` (for baselines). The library raises; the CLI turns the
+report into exit code 0 (pass), 1 (fail) or 2 (a SegauditError: bad policy or input).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segaudit.baseline import (
+    MASK_HASHES_FILE,
+    Baseline,
+    Finding,
+    file_sha256,
+    read_mask_hashes,
+)
+from segaudit.errors import ConfigError, DatasetError
+from segaudit.policy import Policy, RegionRule, load_policy
+
+__all__ = ["CheckResult", "GateReport", "RunData", "evaluate", "load_policy", "load_run"]
+
+#: How many findings a message lists before it says "and N more".
+LISTED = 10
+REGION_COLUMNS = ("image_id", "given", "predicted", "area", "x", "y", "width", "height")
+
+
+@dataclass(frozen=True)
+class RunImage:
+    """One row of ranking.csv, as the gate needs it."""
+
+    image_id: str
+    score: float  # NaN: skipped or nothing valid
+    flagged_pixels: int
+    valid_pixels: int
+    skipped: str
+
+
+@dataclass
+class RunData:
+    """A finished ``segaudit score`` run folder, read for the gate."""
+
+    folder: Path
+    summary: dict[str, Any]
+    images: list[RunImage]
+    mask_hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(n) for n in self.summary.get("class_names", [])]
+
+    def mask_hash(self, image_id: str) -> str:
+        return self.mask_hashes.get(image_id, "")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(
+            f"{path}: not found; pass the folder that `segaudit score --out` wrote"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"{path}: cannot read ({error})") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected a JSON object")
+    return data
+
+
+def _csv_rows(path: Path, needed: tuple[str, ...], what: str) -> list[dict[str, str]]:
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in needed if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DatasetError(f"{path}: {what} lacks column(s) {', '.join(missing)}")
+            return list(reader)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: not found; re-run `segaudit score` to write it") from None
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def _image(path: Path, row: dict[str, str]) -> RunImage:
+    try:
+        score = float(row["label_quality"]) if row["label_quality"] else math.nan
+        return RunImage(
+            row["image_id"],
+            score,
+            int(row["flagged_pixels"] or 0),
+            int(row["valid_pixels"] or 0),
+            row.get("skipped") or "",
+        )
+    except ValueError as error:
+        raise DatasetError(f"{path}: bad row for {row.get('image_id')!r} ({error})") from None
+
+
+def load_run(folder: Path, *, with_hashes: bool = False) -> RunData:
+    """Read a run folder; ``with_hashes`` also loads (or computes) the mask hashes."""
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: run folder not found")
+    summary = _read_json(folder / "summary.json")
+    ranking = folder / "ranking.csv"
+    needed = ("image_id", "label_quality", "flagged_pixels", "valid_pixels")
+    images = [_image(ranking, row) for row in _csv_rows(ranking, needed, "the ranking")]
+    run = RunData(folder, summary, images)
+    if with_hashes:
+        run.mask_hashes = _mask_hashes(run)
+    return run
+
+
+def _mask_hashes(run: RunData) -> dict[str, str]:
+    """masks.json of the run, else the hashes of the masks the summary names."""
+    saved = run.folder / MASK_HASHES_FILE
+    if saved.is_file():
+        return read_mask_hashes(saved)
+    labels = Path(str(run.summary.get("inputs", {}).get("labels", "")))
+    if not labels.is_dir():
+        raise DatasetError(
+            f"{run.folder}: has no {MASK_HASHES_FILE} and the labels folder {labels} is not "
+            "here; re-run `segaudit score` to record mask hashes for the baseline"
+        )
+    return {image.image_id: file_sha256(labels / f"{image.image_id}.png") for image in run.images}
+
+
+@dataclass
+class CheckResult:
+    """One check: what was observed, the limit, and the findings behind it."""
+
+    check: str
+    description: str
+    unit: str  # count, share, score, fraction, pixels, threshold
+    observed: float | None
+    limit: float
+    passed: bool
+    findings: list[Finding]  # new (or worse) findings: these count
+    known: list[Finding] = field(default_factory=list)  # set aside by the baseline
+
+    @property
+    def all_findings(self) -> list[Finding]:
+        return self.findings + self.known
+
+    @property
+    def message(self) -> str:
+        """One line naming the check, observed vs limit, and the findings."""
+        verdict = "pass" if self.passed else "FAIL"
+        text = (
+            f"{verdict} {self.check}: {self.description}: observed "
+            f"{format_value(self.observed, self.unit)}, limit {format_limit(self.limit, self.unit)}"
+        )
+        if self.findings:
+            listed = ", ".join(f.text for f in self.findings[:LISTED])
+            more = len(self.findings) - LISTED
+            text += f"; {'new: ' if self.known else ''}{listed}"
+            text += f" and {more} more" if more > 0 else ""
+        if self.known:
+            text += f" ({len(self.known)} known in the baseline)"
+        return text
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit in ("count", "pixels"):
+        return f"{int(value):,}"
+    if unit in ("share", "fraction"):
+        return f"{value:.4%}" if value < 0.01 else f"{value:.2%}"
+    return f"{value:.4g}"
+
+
+def format_limit(limit: float, unit: str) -> str:
+    sign = ">=" if unit in ("score", "threshold") else "<="
+    return f"{sign} {format_value(limit, unit)}"
+
+
+@dataclass
+class GateReport:
+    """Every check of a policy on one run."""
+
+    policy: Policy
+    run: RunData
+    checks: list[CheckResult]
+    baseline: str = ""
+    baseline_written: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [check for check in self.checks if not check.passed]
+
+
+def _split(
+    findings: list[Finding], baseline: Baseline | None, higher_is_worse: bool
+) -> tuple[list[Finding], list[Finding]]:
+    if baseline is None:
+        return findings, []
+    new = [f for f in findings if not baseline.is_known(f, higher_is_worse)]
+    known = [f for f in findings if baseline.is_known(f, higher_is_worse)]
+    return new, known
+
+
+def _scored(run: RunData) -> list[RunImage]:
+    return sorted(
+        (i for i in run.images if not math.isnan(i.score)), key=lambda i: (i.score, i.image_id)
+    )
+
+
+def _image_finding(run: RunData, check: str, image: RunImage) -> Finding:
+    text = f"{image.image_id} (score {image.score:.4g})"
+    return Finding(check, image.image_id, image.score, text, run.mask_hash(image.image_id))
+
+
+def _check_low_score(policy: Policy, run: RunData, baseline: Baseline | None) -> CheckResult:
+    rule = policy.low_score
+    assert rule is not None
+    scored = _scored(run)
+    findings = [_image_finding(run, "low_score", i) for i in scored if i.score < rule.below]
+    new, known = _split(findings, baseline, higher_is_worse=False)
+    if rule.max_share is not None:
+        observed = len(new) / len(scored) if scored else 0.0
+        limit, unit = rule.max_share, "share"
+    else:
+        observed, limit, unit = float(len(new)), float(rule.max_count or 0), "count"
+    description = f"images scoring below {rule.below:g}" + (
+        " (not in the baseline)" if baseline else ""
+    )
+    return CheckResult(
+        "low_score", description, unit, observed, limit, observed <= limit, new, known
+    )
+
+
+def _check_min_score(policy: Policy, run: RunData, baseline: Baseline | None) -> CheckResult:
+    floor = policy.min_score
+    assert floor is not None
+    scored = _scored(run)
+    findings = [_image_finding(run, "min_score", i) for i in scored if i.score < floor]
+    new, known = _split(findings, baseline, higher_is_worse=False)
+    waived = {f.key for f in known}
+    rest = [i.score for i in scored if i.image_id not in waived]
+    observed = min(rest) if rest else None
+    return CheckResult(
+        "min_score", "lowest image score", "score", observed, floor, not new, new, known
+    )
+
+
+def _check_fractions(policy: Policy, run: RunData, baseline: Baseline | None) -> list[CheckResult]:
+    checks = []
+    limits: list[tuple[str, str, float, int, int]] = []
+    if policy.max_flagged_fraction is not None:
+        summary = run.summary
+        limits.append(
+            (
+                "flagged_fraction",
+                "",
+                policy.max_flagged_fraction,
+                int(summary.get("flagged_pixels", 0)),
+                int(summary.get("valid_pixels", 0)),
+            )
+        )
+    per_class = {str(row.get("class")): row for row in run.summary.get("classes", [])}
+    for name, limit in policy.class_flagged_fraction.items():
+        row = per_class[name]
+        limits.append(
+            (
+                f"flagged_fraction[{name}]",
+                name,
+                limit,
+                int(row.get("flagged_pixels", 0)),
+                int(row.get("labelled_pixels", 0)),
+            )
+        )
+    for check, key, limit, flagged, total in limits:
+        fraction = flagged / total if total else 0.0
+        what = f"pixels labelled {key}" if key else "valid pixels"
+        text = f"{flagged:,} of {total:,} {what} flagged"
+        findings = [Finding(check, key, fraction, text)] if fraction > limit else []
+        new, known = _split(findings, baseline, higher_is_worse=True)
+        description = f"flagged share of {what}"
+        checks.append(
+            CheckResult(check, description, "fraction", fraction, limit, not new, new, known)
+        )
+    return checks
+
+
+def _read_regions(run: RunData) -> list[dict[str, str]]:
+    path = run.folder / "regions.csv"
+    if not path.is_file():
+        raise DatasetError(
+            f"{run.folder}: the run has no regions.csv, which region rules need; "
+            "re-run it with a segaudit that writes regions, or drop rules.regions"
+        )
+    return _csv_rows(path, REGION_COLUMNS, "the regions table")
+
+
+def _check_region(
+    rule: RegionRule, rows: list[dict[str, str]], run: RunData, baseline: Baseline | None
+) -> CheckResult:
+    check = f"regions[{rule.label}]"
+    largest: dict[str, tuple[int, dict[str, str]]] = {}
+    for row in rows:
+        if rule.given is not None and row["given"] != rule.given:
+            continue
+        if rule.predicted is not None and row["predicted"] != rule.predicted:
+            continue
+        try:
+            area = int(row["area"])
+        except ValueError:
+            raise DatasetError(f"{run.folder}/regions.csv: bad area {row['area']!r}") from None
+        if area > largest.get(row["image_id"], (-1, row))[0]:
+            largest[row["image_id"]] = (area, row)
+    findings = []
+    for image_id, (area, row) in sorted(largest.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        if area > rule.max_area:
+            text = (
+                f"{image_id} ({area:,} px labelled {row['given']}, predicted {row['predicted']}, "
+                f"at x={row['x']} y={row['y']} w={row['width']} h={row['height']})"
+            )
+            findings.append(Finding(check, image_id, float(area), text, run.mask_hash(image_id)))
+    new, known = _split(findings, baseline, higher_is_worse=True)
+    waived = {f.key for f in known}
+    areas = [area for image_id, (area, _) in largest.items() if image_id not in waived]
+    description = (
+        f"largest flagged region, given {rule.given or 'any'} predicted {rule.predicted or 'any'}"
+    )
+    observed = float(max(areas)) if areas else 0.0
+    return CheckResult(check, description, "pixels", observed, rule.max_area, not new, new, known)
+
+
+def _check_thresholds(policy: Policy, run: RunData, baseline: Baseline | None) -> CheckResult:
+    rule = policy.class_thresholds
+    assert rule is not None
+    rows = [row for row in run.summary.get("classes", []) if isinstance(row, dict)]
+    if rule.classes is not None:
+        wanted = set(rule.classes)
+        rows = [row for row in rows if str(row.get("class")) in wanted]
+    else:
+        rows = [row for row in rows if int(row.get("labelled_pixels", 0)) > 0]
+    findings = []
+    values: dict[str, float] = {}
+    for row in rows:
+        name, threshold = str(row.get("class")), float(row.get("threshold", 0.0))
+        values[name] = threshold
+        if threshold < rule.min:
+            text = f"{name} (threshold {threshold:.4g})"
+            findings.append(Finding("class_thresholds", name, threshold, text))
+    new, known = _split(findings, baseline, higher_is_worse=False)
+    waived = {f.key for f in known}
+    rest = [v for name, v in values.items() if name not in waived]
+    return CheckResult(
+        "class_thresholds",
+        "lowest per-class threshold",
+        "threshold",
+        min(rest) if rest else None,
+        rule.min,
+        not new,
+        new,
+        known,
+    )
+
+
+def _check_skipped(policy: Policy, run: RunData, baseline: Baseline | None) -> CheckResult:
+    limit = policy.max_skipped
+    assert limit is not None
+    findings = [
+        Finding(
+            "skipped", i.image_id, 0.0, f"{i.image_id} ({i.skipped})", run.mask_hash(i.image_id)
+        )
+        for i in run.images
+        if i.skipped
+    ]
+    new, known = _split(findings, baseline, higher_is_worse=True)
+    return CheckResult(
+        "skipped",
+        "images that could not be read",
+        "count",
+        len(new),
+        limit,
+        len(new) <= limit,
+        new,
+        known,
+    )
+
+
+def check_class_names(policy: Policy, run: RunData) -> None:
+    """Raise when the policy names a class the run does not have."""
+    names = set(run.class_names)
+    unknown = sorted(policy.class_names() - names)
+    if unknown:
+        raise ConfigError(
+            f"{policy.source}: class {unknown[0]!r} is not a class of the run in {run.folder} "
+            f"(its classes: {', '.join(run.class_names)})"
+        )
+
+
+def evaluate(policy: Policy, run: RunData, baseline: Baseline | None = None) -> GateReport:
+    """Every check of ``policy`` on ``run``; findings in ``baseline`` are set aside."""
+    check_class_names(policy, run)
+    checks: list[CheckResult] = []
+    if policy.low_score is not None:
+        checks.append(_check_low_score(policy, run, baseline))
+    if policy.min_score is not None:
+        checks.append(_check_min_score(policy, run, baseline))
+    checks.extend(_check_fractions(policy, run, baseline))
+    if policy.regions:
+        rows = _read_regions(run)
+        checks.extend(_check_region(rule, rows, run, baseline) for rule in policy.regions)
+    if policy.class_thresholds is not None:
+        checks.append(_check_thresholds(policy, run, baseline))
+    if policy.max_skipped is not None:
+        checks.append(_check_skipped(policy, run, baseline))
+    return GateReport(policy, run, checks)
