@@ -196,11 +196,26 @@ class FolderDataset:
             )
 
     def _explain(self, errors: list[ImageError]) -> str:
+        """One line: which files, which image, why, and what to do about it."""
         first = errors[0]
         others = [e.image_id for e in errors[1:]]
         also = f" (so do {', '.join(others)})" if others else ""
-        message = f"{self.source}: image {first.image_id} fails{also}: {first.reason}"
-        probs = self._class_first_raw(0)
+        index = self.ids.index(first.image_id)
+        where = self.source
+        if first.reason.startswith("label value"):
+            where = f"{self.masks[index]} (paired with {self.source})"
+        message = f"{where}: image {first.image_id} fails{also}: {first.reason}"
+        if first.reason.startswith("label value"):
+            value = first.reason.split()[2]
+            return message + f" (e.g. --ignore-index {value}, or --classes with a remap)"
+        raw = self._raw(range(index, index + 1))[0]
+        if isinstance(raw, ImageError):
+            return message
+        if "(H x W)" in message:
+            hint = _layout_hint(raw.shape, self.masks[index], self.transform.layout)
+            if hint:
+                return message + hint
+        probs = self._class_first_raw(index)
         if probs is None:
             return message
         values = summarize_values(probs)
@@ -209,10 +224,6 @@ class FolderDataset:
                 f"; values range {values.low:.3g}..{values.high:.3g} and sum to "
                 f"{values.worst_sum:.3g}: if these are logits, pass --logits"
             )
-        if "(H x W)" in message:
-            raw = self._raw(range(0, 1))[0]
-            if not isinstance(raw, ImageError):
-                message += _layout_hint(raw.shape, self.masks[0], self.transform.layout)
         return message
 
 
@@ -261,10 +272,25 @@ def _pair_folder(spec: DatasetSpec) -> FolderDataset:
     masks = mask_ids(spec.labels)
     if not is_url(spec.probs) and is_probs_folder(Path(spec.probs)):
         probs = FileProbs.open(Path(spec.probs))
-        ids = read_ids_file(spec.ids) if spec.ids else sorted(masks)
-        _check_unique(ids, str(spec.ids or spec.labels))
-        _check_pairing(ids, masks.keys(), str(spec.labels), "mask")
-        _check_pairing(ids, probs.files.keys(), probs.path, "probabilities file")
+        if spec.ids is not None:
+            ids = read_ids_file(spec.ids)
+            _check_unique(ids, str(spec.ids))
+            _check_pairing(ids, masks.keys(), str(spec.labels), "mask")
+            _check_pairing(ids, probs.files.keys(), probs.path, "probabilities file")
+        else:
+            ids = sorted(masks)
+            unpaired = sorted(set(probs.files) - set(masks))
+            if unpaired:
+                raise DatasetError(
+                    f"{probs.path}: {len(unpaired)} probabilities file(s) have no mask in "
+                    f"{spec.labels}: {_listed(unpaired)}"
+                )
+            unpaired = [i for i in ids if i not in probs.files]
+            if unpaired:
+                raise DatasetError(
+                    f"{spec.labels}: {len(unpaired)} mask(s) have no probabilities file in "
+                    f"{probs.path}: {_listed(unpaired)}"
+                )
         files = [probs.files[i] for i in ids]
         return FolderDataset(ids, [masks[i] for i in ids], probs, files=files)
     reader = open_probs(spec.probs)
