@@ -254,7 +254,7 @@ class OverlayWriter:
         sheet = self.render(image_id, digest, flagged)
         path = self.out_dir / f"{index:05d}_{safe_file_stem(image_id)}.png"
         with atomic_path(path) as temp:
-            sheet.save(temp, format="PNG", optimize=True)
+            sheet.save(temp, format="PNG")
         with self._lock:
             self.written[index] = path
             self.ids[index] = image_id

@@ -1,0 +1,202 @@
+"""`segaudit report`: the page's content, --class, --top, --out, escaping, errors."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import shutil
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from typer.testing import CliRunner
+
+from segaudit.cli import app
+from segaudit.errors import SegauditError
+from segaudit.report import ReportRequest, build_report, collect
+from segaudit.run import ScoreRequest, score
+
+ROOT = Path(__file__).resolve().parents[1]
+#: An image id that is also HTML: it must reach the page as text.
+EVIL_ID = "a<script>alert(1)</script>"
+
+
+def _example_module() -> ModuleType:
+    name = "segaudit_make_example"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / "make_example.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@dataclass
+class Run:
+    folder: Path
+    ids: list[str]
+    corrupted: dict[str, str]
+
+
+def make_run(tmp_path: Path, num_images: int = 9, top: int = 9) -> Run:
+    """A scored example whose first corrupted image is renamed to EVIL_ID (a mask file name
+    may hold '<' and '>' on Linux; its '/' makes a subfolder, which ids allow)."""
+    ex = tmp_path / "ex"
+    truth = _example_module().make_example(ex, num_images=num_images, height=48, width=64, seed=5)
+    corrupted = dict(truth["corrupted"])
+    victim = sorted(corrupted)[0]
+    ids = [f"img_{i:03d}" for i in range(num_images)]
+    for folder in ("masks", "images"):
+        target = ex / folder / f"{EVIL_ID}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(ex / folder / f"{victim}.png", target)
+    corrupted[EVIL_ID] = corrupted.pop(victim)
+    ids[ids.index(victim)] = EVIL_ID
+    (ex / "ids.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    score(
+        ScoreRequest(
+            labels=ex / "masks",
+            probs=ex / "probs.npy",
+            out=run,
+            images=ex / "images",
+            ids=ex / "ids.txt",
+            classes=ex / "classes.yaml",
+            top=top,
+            workers=2,
+        )
+    )
+    return Run(run, ids, corrupted)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+class Page(HTMLParser):
+    """The parts of the page the tests look at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cards: list[dict[str, str]] = []
+        self.rows: list[dict[str, str]] = []
+        self.images: list[str] = []
+        self.scripts = 0
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "article":
+            self.cards.append(found)
+        elif tag == "tr" and "data-rank" in found:
+            self.rows.append(found)
+        elif tag == "img" and "src" in found:
+            self.images.append(found["src"])
+        elif tag == "script":
+            self.scripts += 1
+        for key in ("src", "href"):
+            if key in found:
+                self.urls.append(found[key])
+
+
+def parse(path: Path) -> Page:
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return make_run(tmp_path_factory.mktemp("report"))
+
+
+def test_report_page_content(run: Run) -> None:
+    outcome = build_report(ReportRequest(run.folder))
+    assert outcome.path == run.folder / "report.html"
+    html = outcome.path.read_text(encoding="utf-8")
+    page = parse(outcome.path)
+    ranking = read_csv(run.folder / "ranking.csv")
+    suspects = [r for r in ranking if int(r["flagged_pixels"]) > 0]
+    assert [c["data-image-id"] for c in page.cards] == [r["image_id"] for r in suspects]
+    assert page.cards[0]["data-image-id"] == ranking[0]["image_id"]
+    assert len(page.rows) == len(ranking) == len(run.ids)
+    assert [r["data-id"] for r in page.rows] == [r["image_id"] for r in ranking]
+    assert page.images and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert all(u.startswith(("data:", "#")) for u in page.urls)  # nothing from the network
+    assert "default-src 'none'" in html
+    assert EVIL_ID not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert page.scripts == 2  # the page's own two; the id added none
+    summary = json.loads((run.folder / "summary.json").read_text(encoding="utf-8"))
+    top = summary["common_label_issues"][0]
+    assert top["given"] in html and f"{top['pixels']:,}" in html
+    assert outcome.flagged_pixels == summary["flagged_pixels"]
+
+
+def test_histogram_counts_every_scored_image(run: Run) -> None:
+    data = collect(ReportRequest(run.folder))
+    histogram = data.histogram()
+    assert sum(bar["count"] for bar in histogram["bars"]) == histogram["scored"] == len(run.ids)
+
+
+def test_top_and_out(run: Run, tmp_path: Path) -> None:
+    out = tmp_path / "elsewhere" / "r.html"
+    result = CliRunner().invoke(app, ["report", str(run.folder), "--out", str(out), "--top", "2"])
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.output.replace("\n", "")
+    assert len(parse(out).cards) == 2
+
+
+def test_class_narrows_everything(run: Run, tmp_path: Path) -> None:
+    regions = read_csv(run.folder / "regions.csv")
+    counts = Counter(r["given"] for r in regions) + Counter(r["predicted"] for r in regions)
+    name = counts.most_common()[-1][0]  # the rarest class that takes part in a region
+    mine = [r for r in regions if name in (r["given"], r["predicted"])]
+    expected = {r["image_id"] for r in mine}
+    out = tmp_path / "class.html"
+    result = CliRunner().invoke(
+        app, ["report", str(run.folder), "--class", name, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    page = parse(out)
+    assert {r["data-id"] for r in page.rows} == expected
+    for row in page.rows:
+        area = sum(int(r["area"]) for r in mine if r["image_id"] == row["data-id"])
+        assert int(row["data-flagged"]) == area
+    data = collect(ReportRequest(run.folder, class_name=name))
+    assert all(name in (p["given"], p["predicted"]) for p in data.issues())
+    assert [row["name"] for row in data.class_rows()] == [name]
+
+
+def test_unknown_class_lists_valid_names(run: Run) -> None:
+    result = CliRunner().invoke(app, ["report", str(run.folder), "--class", "unicorn"])
+    assert result.exit_code == 2
+    assert "unicorn" in result.output and "sidewalk" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_not_a_run_folder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "summary.json" in result.output
+    with pytest.raises(SegauditError, match="not found"):
+        build_report(ReportRequest(tmp_path / "missing"))
+
+
+def test_without_overlays_or_regions(run: Run, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("summary.json", "ranking.csv"):
+        shutil.copy(run.folder / name, bare / name)
+    outcome = build_report(ReportRequest(bare))
+    page = parse(outcome.path)
+    assert page.images == [] and page.cards
+    assert "No overlay for this image" in outcome.path.read_text(encoding="utf-8")
+    with pytest.raises(SegauditError, match=r"regions\.csv"):
+        build_report(ReportRequest(bare, class_name="road"))
