@@ -517,6 +517,9 @@ def inspect(
         Path | None,
         typer.Option("--classes", help="Classes config: remap and palette for reading masks."),
     ] = None,
+    sample: Annotated[
+        int, typer.Option("--sample", min=1, help="Masks read in full for the class histogram.")
+    ] = 32,
 ) -> None:
     """A fast look at a dataset before scoring: counts, sizes, dtypes, layout, classes, pairing.
 
@@ -526,7 +529,13 @@ def inspect(
 
     config = load_classes(classes) if classes else None
     report = inspect_dataset(
-        labels, _probs_location(probs), ids=ids, manifest=manifest, layout=layout, classes=config
+        labels,
+        _probs_location(probs),
+        ids=ids,
+        manifest=manifest,
+        layout=layout,
+        classes=config,
+        histogram_sample=sample,
     )
     sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in list(report.mask_sizes.items())[:5])
     modes = ", ".join(f"{m} ({n})" for m, n in report.mask_modes.items())
@@ -544,11 +553,8 @@ def inspect(
         table.add_row("layout", f"{info.layout.value} given, looks {guess}; {info.num_classes} classes")
         table.add_row("values look like", f"{info.looks_like} (from {len(info.values)} images)")
     out.print(table)
-    hist = Table(
-        title=f"Class histogram of the labels ({'a sample of ' if report.sampled else ''}"
-        f"{report.histogram_masks} masks)",
-        title_justify="left",
-    )
+    read = f"{report.histogram_masks} of {report.masks} masks" if report.sampled else "all masks"
+    hist = Table(title=f"Labels by class ({read})", title_justify="left")
     for column in ("class", "name", "pixels", "share"):
         hist.add_column(column, justify="left" if column == "name" else "right")
     total = sum(report.class_histogram.values()) or 1
