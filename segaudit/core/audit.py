@@ -239,8 +239,10 @@ def _add_stats(
     image: LoadedImage,
     digest: PixelDigest | ImageError,
     options: AuditOptions,
+    histograms: bool = True,
 ) -> None:
-    """Pass 1's work on one image (or its skipped row)."""
+    """Pass 1's work on one image (or its skipped row). ``histograms`` False skips what
+    only the cutoff needs (a calibrated run has its cutoff already)."""
     if isinstance(digest, ImageError):
         partial.records[image.index] = ImageRecord(
             image.index, image.image_id, math.nan, 0, skipped=digest.reason
@@ -249,10 +251,11 @@ def _add_stats(
     valid = digest.valid
     given, self_conf = digest.given[valid], digest.self_confidence[valid]
     partial.class_stats.update(given, self_conf)
-    partial.scores.update(self_conf)
-    disagree = digest.disagrees
-    partial.confidence.update(digest.predicted[disagree], digest.max_prob[disagree])
-    partial.exact &= digest.exact_keys
+    if histograms:
+        partial.scores.update(self_conf)
+        disagree = digest.disagrees
+        partial.confidence.update(digest.predicted[disagree], digest.max_prob[disagree])
+        partial.exact &= digest.exact_keys
     partial.records[image.index] = ImageRecord(
         image.index,
         image.image_id,

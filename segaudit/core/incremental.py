@@ -77,7 +77,7 @@ def calibrated_block(
         FlagPartial(np.zeros((k, k), np.int64)),
     )
     for image, digest in _digests(dataset, block, options, frozenset()):
-        _add_stats(partial.stats, image, digest, options)
+        _add_stats(partial.stats, image, digest, options, histograms=False)
         if isinstance(digest, ImageError):
             continue
         partial.confident_count += _confident(digest, thresholds)
