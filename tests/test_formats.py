@@ -25,6 +25,7 @@ from segaudit.cli import app
 from segaudit.config import load_classes
 from segaudit.core.dataset import LoadedImage
 from segaudit.errors import DatasetError, ImageError
+from segaudit.io import transforms
 from segaudit.io.dataset import DatasetSpec, FolderDataset, open_dataset
 from segaudit.io.masks import MaskDecoder, read_mask, remap_values
 from segaudit.io.transforms import (
@@ -374,18 +375,20 @@ def test_logits_flag_on_probabilities_is_refused(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------- resolution
 
 
-def test_bilinear_upsampling_matches_pillow() -> None:
+@pytest.mark.parametrize("size", [(20, 28), (13, 17), (5, 21)])
+def test_bilinear_upsampling_matches_pillow(size: tuple[int, int]) -> None:
+    """Integer and fractional factors, one axis unchanged: Pillow's bilinear, renormalised."""
     probs = rng_probs(7, 3, 5, 7)
-    out = resize_probs(probs, (20, 28))
+    out = resize_probs(probs, size)
+
+    def pillow(plane: NDArray[np.float32]) -> NDArray[np.float32]:
+        resized = Image.fromarray(plane, mode="F").resize(size[::-1], Image.Resampling.BILINEAR)
+        return np.asarray(resized)
+
+    planes = [pillow(probs[c]) for c in range(3)]
+    total = sum(planes)
     for c in range(3):
-        plane = Image.fromarray(probs[c], mode="F").resize((28, 20), Image.Resampling.BILINEAR)
-        expected = np.asarray(plane) / sum(
-            np.asarray(
-                Image.fromarray(probs[j], mode="F").resize((28, 20), Image.Resampling.BILINEAR)
-            )
-            for j in range(3)
-        )
-        np.testing.assert_allclose(out[c], expected, atol=1e-5)
+        np.testing.assert_allclose(out[c], planes[c] / total, atol=1e-5)
     np.testing.assert_allclose(out.sum(axis=0), 1.0, atol=1e-6)
 
 
@@ -440,6 +443,17 @@ def test_pool_labels_to_a_non_divisible_size() -> None:
     rows = [i * 17 // 5 for i in range(5)]
     cols = [j * 23 // 7 for j in range(7)]
     np.testing.assert_array_equal(got, brute_majority(labels, rows, cols, {255}))
+
+
+def test_majority_one_class_at_a_time_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback for many blocks times many classes gives the same votes."""
+    rng = np.random.default_rng(11)
+    labels = rng.choice([0, 3, 7, 255], size=(19, 21)).astype(np.uint8)
+    fast = downsample_labels(labels, 3, {255})
+    monkeypatch.setattr(transforms, "_MAX_VOTE_TABLE", 0)
+    np.testing.assert_array_equal(downsample_labels(labels, 3, {255}), fast)
+    rows, cols = list(range(0, 19, 3)), list(range(0, 21, 3))
+    np.testing.assert_array_equal(fast, brute_majority(labels, rows, cols, {255}))
 
 
 def test_mean_pool_with_partial_blocks() -> None:

@@ -100,19 +100,47 @@ def summarize_values(probs: NDArray[np.floating]) -> ValueSummary:
 
 
 def resize_probs(probs: NDArray[np.floating], size: tuple[int, int]) -> NDArray[np.float32]:
-    """Bilinear resampling of (K, h, w) to (K, H, W), pixel centres aligned, renormalised."""
-    k, h, w = probs.shape
-    big_h, big_w = size
-    y0, y1, wy = _linear_weights(h, big_h)
-    x0, x1, wx = _linear_weights(w, big_w)
-    out = np.empty((k, big_h, big_w), dtype=np.float32)
+    """Bilinear resampling of (K, h, w) to (K, H, W), pixel centres aligned, renormalised.
+
+    The same convention as Pillow's and PyTorch's ``align_corners=False``: edges clamp.
+    """
+    k = probs.shape[0]
+    out = np.empty((k, size[0], size[1]), dtype=np.float32)
     for c in range(k):  # one class plane at a time keeps temporaries to H×W
         plane = np.asarray(probs[c], dtype=np.float32)
-        rows = plane[y0] * (1 - wy)[:, None] + plane[y1] * wy[:, None]
-        out[c] = rows[:, x0] * (1 - wx) + rows[:, x1] * wx
+        out[c] = _resample_axis(_resample_axis(plane, size[1], axis=1), size[0], axis=0)
     total = out.sum(axis=0)
     np.divide(out, total, out=out, where=total > 0)
     return out
+
+
+def _resample_axis(plane: NDArray[np.float32], target: int, axis: int) -> NDArray[np.float32]:
+    """Linear interpolation of a 2-D array along one axis to ``target`` samples."""
+    source = plane.shape[axis]
+    if target == source:
+        return plane
+    if target % source == 0:  # integer upsampling: each output phase is a shifted copy
+        factor = target // source
+        lower = np.concatenate([plane.take([0], axis), plane.take(range(source - 1), axis)], axis)
+        upper = np.concatenate([plane.take(range(1, source), axis), plane.take([-1], axis)], axis)
+        shape = list(plane.shape)
+        shape[axis] = target
+        out = np.empty(shape, dtype=np.float32)
+        for phase in range(factor):
+            offset = (phase + 0.5) / factor - 0.5  # in (-0.5, 0.5): neighbour below or above
+            where = [slice(None), slice(None)]
+            where[axis] = slice(phase, None, factor)
+            other, weight = (upper, offset) if offset >= 0 else (lower, -offset)
+            out[tuple(where)] = plane * np.float32(1 - weight) + other * np.float32(weight)
+        return out
+    low, high, weight = _linear_weights(source, target)
+    shape = [1, 1]
+    shape[axis] = target
+    weight = weight.reshape(shape)
+    resampled: NDArray[np.float32] = (
+        plane.take(low, axis) * (1 - weight) + plane.take(high, axis) * weight
+    )
+    return resampled
 
 
 def _linear_weights(
@@ -142,6 +170,10 @@ def pool_labels(
     return majority(labels, _block_starts(big_h, h), _block_starts(big_w, w), ignore)
 
 
+#: Largest blocks × classes table counted in one go; beyond it, one pass per class.
+_MAX_VOTE_TABLE = 1 << 24
+
+
 def majority(
     labels: NDArray[np.integer],
     rows: NDArray[np.intp],
@@ -153,14 +185,42 @@ def majority(
     Ignored pixels do not vote; ties go to the lowest class id; a block of ignored pixels
     only stays ignored (it takes the smallest ignore value).
     """
-    ignored = np.isin(labels, np.fromiter(ignore, dtype=np.int64)) if ignore else None
     fill = min(ignore) if ignore else 0
     dtype = np.result_type(labels.dtype, np.min_scalar_type(fill))
+    voting = ~np.isin(labels, np.fromiter(ignore, dtype=np.int64)) if ignore else None
+    present, compact = np.unique(labels, return_inverse=True)
+    compact = compact.reshape(labels.shape)
+    blocks = len(rows) * len(cols)
+    if blocks * len(present) > _MAX_VOTE_TABLE:
+        return _majority_by_class(labels, rows, cols, voting, fill, dtype)
+    heights = np.diff(np.append(rows, labels.shape[0]))
+    widths = np.diff(np.append(cols, labels.shape[1]))
+    block_row = np.repeat(np.arange(len(rows)), heights)
+    block_col = np.repeat(np.arange(len(cols)), widths)
+    key = (block_row[:, None] * len(cols) + block_col[None, :]) * len(present) + compact
+    counts = np.bincount(
+        key.ravel() if voting is None else key[voting],
+        minlength=blocks * len(present),
+    ).reshape(blocks, len(present))
+    best = present.astype(dtype)[counts.argmax(axis=1)]  # first maximum: the lowest class
+    best[counts.max(axis=1) == 0] = fill
+    out: NDArray[np.integer] = best.reshape(len(rows), len(cols))
+    return out
+
+
+def _majority_by_class(
+    labels: NDArray[np.integer],
+    rows: NDArray[np.intp],
+    cols: NDArray[np.intp],
+    voting: NDArray[np.bool_] | None,
+    fill: int,
+    dtype: np.dtype[np.integer],
+) -> NDArray[np.integer]:
+    """The same vote one class at a time (for many blocks times many classes)."""
     best = np.full((len(rows), len(cols)), fill, dtype=dtype)
     best_count = np.zeros(best.shape, dtype=np.int64)
-    present = np.unique(labels if ignored is None else labels[~ignored])
-    for value in present:  # ascending, and only a strictly larger count wins: ties -> lowest
-        votes = (labels == value).astype(np.int32)
+    for value in np.unique(labels if voting is None else labels[voting]):
+        votes = (labels == value).astype(np.int32)  # ascending classes; only more votes win
         counts = np.add.reduceat(np.add.reduceat(votes, rows, axis=0), cols, axis=1)
         better = counts > best_count
         best[better] = value
@@ -182,12 +242,22 @@ def downsample_labels(
 
 def mean_pool(probs: NDArray[np.floating], factor: int) -> NDArray[np.float32]:
     """Mean of (K, H, W) over factor×factor blocks (the last ones may be partial), float32."""
-    _, big_h, big_w = probs.shape
-    rows, cols = _factor_starts(big_h, factor), _factor_starts(big_w, factor)
-    sums = np.add.reduceat(np.add.reduceat(probs, rows, axis=1, dtype=np.float32), cols, axis=2)
-    heights = np.diff(np.append(rows, big_h)).astype(np.float32)
-    widths = np.diff(np.append(cols, big_w)).astype(np.float32)
-    out: NDArray[np.float32] = sums / (heights[:, None] * widths[None, :])
+    k, big_h, big_w = probs.shape
+    h, w = -(-big_h // factor), -(-big_w // factor)
+    heights = np.minimum(factor, big_h - np.arange(h) * factor).astype(np.float32)
+    widths = np.minimum(factor, big_w - np.arange(w) * factor).astype(np.float32)
+    area = heights[:, None] * widths[None, :]
+    out = np.empty((k, h, w), dtype=np.float32)
+    padded = np.zeros((h * factor, w * factor), dtype=np.float32)
+    for c in range(k):  # one plane at a time: strided adds, no K×H×W temporary
+        padded[:big_h, :big_w] = probs[c]
+        rows = padded[0::factor].copy()
+        for r in range(1, factor):
+            rows += padded[r::factor]
+        block = rows[:, 0::factor].copy()
+        for r in range(1, factor):
+            block += rows[:, r::factor]
+        out[c] = block / area
     return out
 
 
