@@ -364,8 +364,7 @@ def check(
 ) -> None:
     """Check a finished run against a policy: exit 0 pass, 1 fail, 2 bad input.
 
-    Writes a markdown summary to $GITHUB_STEP_SUMMARY when set, and GitHub annotations for
-    failures when GITHUB_ACTIONS=true."""
+    Appends a markdown summary to $GITHUB_STEP_SUMMARY when set; prints GitHub annotations for failed checks when GITHUB_ACTIONS=true."""
     _gate(run_dir, policy, baseline, update_baseline, junit, json_out)
 
 
