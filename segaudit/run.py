@@ -148,8 +148,9 @@ def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) ->
     from segaudit import __version__
 
     inputs = {
-        "labels": str(request.labels),
-        "probs": str(request.probs),
+        "labels": str(request.labels or ""),
+        "probs": str(request.probs or ""),
+        "manifest": str(request.manifest or ""),
         "images": str(request.images) if request.images else "",
         "classes": str(request.classes) if request.classes else "",
         "calibration": str(request.calibration) if request.calibration else "",
