@@ -32,8 +32,11 @@ demo: venv
 	$(BIN)/python examples/make_example.py --out $(EXAMPLE)
 	$(BIN)/segaudit score --labels $(EXAMPLE)/masks --probs $(EXAMPLE)/probs.zarr \
 		--images $(EXAMPLE)/images --classes $(EXAMPLE)/classes.yaml --out $(DEMO) --top 10
+	$(BIN)/segaudit report $(DEMO)
 	@echo
+	@echo "Report:   $(DEMO)/report.html (open it in a browser)"
 	@echo "Ranking:  $(DEMO)/ranking.csv"
+	@echo "Regions:  $(DEMO)/regions.csv"
 	@echo "Overlays: $(DEMO)/overlays/"
 	@echo "Injected errors (ground truth): $(EXAMPLE)/truth.json"
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 from segaudit.core.pixel import PixelDigest
 
@@ -62,9 +61,9 @@ class RegionOptions:
     @property
     def structure(self) -> NDArray[np.bool_]:
         """The neighbourhood for ``ndimage.label``."""
-        rank = 1 if self.connectivity == 4 else 2
-        structure: NDArray[np.bool_] = ndimage.generate_binary_structure(2, rank)
-        return structure
+        if self.connectivity == 8:
+            return np.ones((3, 3), dtype=bool)
+        return np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
 
 
 def _bounds(flagged: NDArray[np.bool_]) -> tuple[slice, slice] | None:
@@ -80,6 +79,8 @@ def find_regions(
     digest: PixelDigest, flagged: NDArray[np.bool_], options: RegionOptions | None = None
 ) -> list[Region]:
     """The suspect regions of one image, numbered from 1, largest first."""
+    from scipy import ndimage  # on first use: commands that label nothing start faster
+
     options = options or RegionOptions()
     box = _bounds(flagged)
     if box is None:

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage
 
 from segaudit.config import ClassesConfig, Color
 from segaudit.core.pixel import PixelDigest
@@ -124,6 +123,8 @@ def _resize_mask(mask: NDArray[np.bool_], size: tuple[int, int]) -> NDArray[np.b
 
 def _outline(pixels: NDArray[np.uint8], mask: NDArray[np.bool_], color: Color) -> None:
     """Draw the mask's edge: a dark ring outside, the issue colour inside (in place)."""
+    from scipy import ndimage  # on first use: `segaudit report` never needs it
+
     inner = mask & ~ndimage.binary_erosion(mask, border_value=0)
     outer = ndimage.binary_dilation(mask) & ~mask
     pixels[outer] = (0, 0, 0)
