@@ -28,6 +28,9 @@ from segaudit.gate import CheckResult, GateReport, evaluate, format_limit, forma
 from segaudit.output.atomic import atomic_write
 from segaudit.policy import Policy, load_policy
 
+#: Findings listed per failed check in the markdown summary (GitHub caps it at 1 MiB).
+MARKDOWN_LISTED = 50
+
 
 @dataclass(frozen=True)
 class GateRequest:
@@ -145,7 +148,10 @@ def markdown(report: GateReport) -> str:
         )
     for check in report.failed:
         out += ["", f"### `{check.check}`", ""]
-        out += [f"- {_cell(f.text)}" for f in check.findings]
+        out += [f"- {_cell(f.text)}" for f in check.findings[:MARKDOWN_LISTED]]
+        more = len(check.findings) - MARKDOWN_LISTED
+        if more > 0:
+            out.append(f"- and {more} more (see the JSON report)")
     return "\n".join(out) + "\n"
 
 
