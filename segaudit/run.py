@@ -99,7 +99,7 @@ def open_request_dataset(request: ScoreRequest) -> FolderDataset:
         transform=ImageTransform(
             request.layout, request.logits, request.resize, request.downsample
         ),
-        decoder=MaskDecoder.from_config(config),
+        decoder=MaskDecoder.from_config(config, ignore),
         ignore=ignore,
         num_classes=config.num_classes if config is not None else None,
         classes_source=str(request.classes or ""),

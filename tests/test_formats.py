@@ -9,7 +9,9 @@ downsample, remap) against direct numpy computations.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import pickle
 import uuid
 from pathlib import Path
 from typing import Any
@@ -598,3 +600,60 @@ def test_inspect_cli_on_a_dataset(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "probabilities" in result.output and "no problems found" in result.output
+
+
+def test_low_resolution_logits_are_resized_before_the_softmax(tmp_path: Path) -> None:
+    masks, _, probs, _ = low_res(tmp_path)
+    logits = np.log(probs.astype(np.float64)) * 2 - 5  # sums far from 1: renormalising would break
+    np.save(tmp_path / "logits.npy", logits.astype(np.float16))
+    spec = DatasetSpec(
+        labels=masks,
+        probs=tmp_path / "logits.npy",
+        transform=ImageTransform(logits=True, resize=Resize.PROBS),
+    )
+    for image, raw in zip(load_all(open_dataset(spec)), logits.astype(np.float16), strict=True):
+        assert image.probs is not None
+        expected = softmax(resize_probs(raw, (16, 24), renormalise=False))
+        np.testing.assert_allclose(image.probs, expected, atol=1e-6)
+
+
+def test_ignore_colors_follow_an_ignore_override(tmp_path: Path) -> None:
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(
+        "version: 1\nignore: [255]\nignore_colors: [[0, 0, 0]]\nclasses:\n"
+        "  - {name: a, color: [10, 0, 0]}\n  - {name: b, color: [0, 20, 0]}\n"
+    )
+    decoder = MaskDecoder.from_config(load_classes(config_path), frozenset({0, 200}))
+    assert decoder.ignore_value == 0
+
+
+@pytest.mark.parametrize("kind", ["zarr", "npy", "files"])
+def test_datasets_pickle_for_other_processes(tmp_path: Path, kind: str) -> None:
+    ids, probs = stacked(tmp_path)
+    if kind == "zarr":
+        zarr.create_array(store=str(tmp_path / "p.zarr"), data=probs)
+        path = tmp_path / "p.zarr"
+    elif kind == "npy":
+        np.save(tmp_path / "p.npy", probs)
+        path = tmp_path / "p.npy"
+    else:
+        path = tmp_path / "probs"
+        path.mkdir()
+        for image_id, p in zip(ids, probs, strict=True):
+            np.save(path / f"{image_id}.npy", p)
+    spec = DatasetSpec(
+        labels=tmp_path / "masks", probs=path, transform=ImageTransform(downsample=2)
+    )
+    dataset = open_dataset(spec)
+    copy = pickle.loads(pickle.dumps(dataset))
+    for a, b in zip(load_all(dataset), load_all(copy), strict=True):
+        assert a.probs is not None and b.probs is not None
+        np.testing.assert_array_equal(a.probs, b.probs)
+
+
+def test_s3_without_s3fs_says_what_to_install(tmp_path: Path) -> None:
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed")
+    stacked(tmp_path)
+    with pytest.raises(DatasetError, match=r"segaudit\[remote\]"):
+        FolderDataset.open(tmp_path / "masks", "s3://segaudit-test-bucket/probs.zarr")

@@ -83,10 +83,15 @@ class MaskDecoder:
     source: str = ""  # the config the palette came from, for messages
 
     @classmethod
-    def from_config(cls, config: ClassesConfig | None) -> MaskDecoder:
+    def from_config(
+        cls, config: ClassesConfig | None, ignore: frozenset[int] | None = None
+    ) -> MaskDecoder:
+        """The config's remap and palette; ignore colours read as the smallest ignore value
+        (of ``ignore`` when the command line overrides the config's)."""
         if config is None:
             return cls()
-        ignore_value = min(config.ignore) if config.ignore else 255
+        ignore = config.ignore if ignore is None else ignore
+        ignore_value = min(ignore) if ignore else 255
         return cls(
             dict(config.remap),
             config.colors,

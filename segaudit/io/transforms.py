@@ -99,18 +99,22 @@ def summarize_values(probs: NDArray[np.floating]) -> ValueSummary:
     return ValueSummary(float(np.nanmin(sample)), float(np.nanmax(sample)), worst, finite)
 
 
-def resize_probs(probs: NDArray[np.floating], size: tuple[int, int]) -> NDArray[np.float32]:
-    """Bilinear resampling of (K, h, w) to (K, H, W), pixel centres aligned, renormalised.
+def resize_probs(
+    probs: NDArray[np.floating], size: tuple[int, int], *, renormalise: bool = True
+) -> NDArray[np.float32]:
+    """Bilinear resampling of (K, h, w) to (K, H, W), pixel centres aligned.
 
     The same convention as Pillow's and PyTorch's ``align_corners=False``: edges clamp.
+    Probabilities are renormalised to sum to 1 (rounding aside they already do); logits not.
     """
     k = probs.shape[0]
     out = np.empty((k, size[0], size[1]), dtype=np.float32)
     for c in range(k):  # one class plane at a time keeps temporaries to H×W
         plane = np.asarray(probs[c], dtype=np.float32)
         out[c] = _resample_axis(_resample_axis(plane, size[1], axis=1), size[0], axis=0)
-    total = out.sum(axis=0)
-    np.divide(out, total, out=out, where=total > 0)
+    if renormalise:
+        total = out.sum(axis=0)
+        np.divide(out, total, out=out, where=total > 0)
     return out
 
 
@@ -292,7 +296,8 @@ class ImageTransform:
         size = (probs.shape[1], probs.shape[2])
         if labels.shape != size:
             if self.resize is Resize.PROBS:
-                probs = resize_probs(probs, (labels.shape[0], labels.shape[1]))
+                target = (labels.shape[0], labels.shape[1])
+                probs = resize_probs(probs, target, renormalise=not self.logits)
             elif self.resize is Resize.LABELS:
                 if size[0] > labels.shape[0] or size[1] > labels.shape[1]:
                     raise ImageError(
