@@ -185,13 +185,20 @@ def _finding(f: Finding) -> dict[str, Any]:
     return {"key": f.key, "value": f.value, "text": f.text, "mask_sha256": f.mask_sha256}
 
 
+def _number(value: float | None, unit: str) -> float | int | None:
+    """Counts and areas as integers, the rest as floats."""
+    if value is None or unit not in ("count", "pixels"):
+        return value
+    return int(value)
+
+
 def _check(check: CheckResult) -> dict[str, Any]:
     return {
         "check": check.check,
         "description": check.description,
         "unit": check.unit,
-        "observed": check.observed,
-        "limit": check.limit,
+        "observed": _number(check.observed, check.unit),
+        "limit": _number(check.limit, check.unit),
         "passed": check.passed,
         "message": check.message,
         "findings": [_finding(f) for f in check.findings],
