@@ -9,6 +9,7 @@ on <html>, which ``--dump-dom`` shows after the scripts ran; console messages co
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -124,3 +125,35 @@ def test_the_checks_can_fail(chromium: str, run: Run, tmp_path: Path) -> None:
     assert state.get("data-errors") == "1"
     assert state.get("data-broken-images") == "1"
     assert any(CONSOLE.search(line) for line in loaded.stderr.splitlines())
+
+
+def test_sorting_filtering_and_zoom_work(chromium: str, run: Run, tmp_path: Path) -> None:
+    """Click a picture, sort by score (descending), filter by class: read the results back."""
+    report = build_report(ReportRequest(run.folder, out=tmp_path / "ok.html")).path
+    regions = read_csv(run.folder / "regions.csv")
+    name = regions[0]["given"]
+    involved = {r["image_id"] for r in regions if name in (r["given"], r["predicted"])}
+    driver = """<script>
+window.addEventListener("load", function () {
+  var root = document.documentElement;
+  document.querySelector("img[data-zoom]").click();
+  var open = document.getElementById("lightbox").classList.contains("open");
+  root.setAttribute("data-t-zoom", String(open));
+  var th = document.querySelector('#all-table th[data-sort="score"]');
+  th.click(); th.click();
+  root.setAttribute("data-t-first", document.querySelector("#all-table tbody tr").dataset.id);
+  var select = document.getElementById("f-class");
+  select.value = NAME;
+  select.dispatchEvent(new Event("change"));
+  root.setAttribute("data-t-count", document.getElementById("f-count").textContent);
+});
+</script>""".replace("NAME", json.dumps(name))
+    driven = tmp_path / "driven.html"
+    driven.write_text(report.read_text(encoding="utf-8").replace("</body>", driver + "</body>"))
+    state = html_attributes(browse(chromium, driven, tmp_path / "profile", "--dump-dom").stdout)
+    assert state.get("data-errors") == "0"
+    assert state.get("data-t-zoom") == "true"
+    ranking = [r for r in read_csv(run.folder / "ranking.csv") if r["label_quality"]]
+    highest = max(ranking, key=lambda r: float(r["label_quality"]))
+    assert state.get("data-t-first") == highest["image_id"]
+    assert state.get("data-t-count") == f"showing {len(involved)} of {len(run.ids)}"
