@@ -388,3 +388,25 @@ def test_yaml_unsafe_tag_is_not_executed(tmp_path: Path) -> None:
 def test_yaml_remap_to_a_value_that_is_no_class(tmp_path: Path) -> None:
     result = validate(tmp_path, GOOD + "remap: {7: 9}\n")
     assert result.exit_code == 2 and "remap.7" in result.output
+
+
+def test_manifest_names_a_missing_mask(tmp_path: Path) -> None:
+    _, probs, _ = make(tmp_path)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("image_id,mask,probs\nim0,masks/im0.png,0\nim9,masks/gone.png,1\n")
+    result = run(tmp_path, "--manifest", str(manifest), "--probs", str(probs))
+    refused(result, tmp_path, str(manifest), "im9")
+
+
+def test_manifest_row_outside_the_array(tmp_path: Path) -> None:
+    _, probs, _ = make(tmp_path)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("image_id,mask,probs\nim0,masks/im0.png,0\nim1,masks/im1.png,99\n")
+    result = run(tmp_path, "--manifest", str(manifest), "--probs", str(probs))
+    refused(result, tmp_path, str(manifest), "out of range", "im1")
+
+
+def test_mask_with_an_unsupported_mode(tmp_path: Path) -> None:
+    masks, probs, _ = make(tmp_path)
+    Image.fromarray(np.zeros((H, W, 2), np.uint8), mode="LA").save(masks / "im2.png")
+    skipped(score(tmp_path, masks, probs), tmp_path, "im2", "mode LA")

@@ -657,3 +657,53 @@ def test_s3_without_s3fs_says_what_to_install(tmp_path: Path) -> None:
     stacked(tmp_path)
     with pytest.raises(DatasetError, match=r"segaudit\[remote\]"):
         FolderDataset.open(tmp_path / "masks", "s3://segaudit-test-bucket/probs.zarr")
+
+
+def conventions_dataset(tmp_path: Path, convention: str) -> tuple[Path, NDArray[np.bool_]]:
+    """Masks in a dataset's own convention; returns the config and which pixels count."""
+    rng = np.random.default_rng(12)
+    config_name = {
+        "cityscapes-labelids": "cityscapes-labelids.yaml",
+        "voc-palette": "voc.yaml",
+        "voc-rgb": "voc.yaml",
+        "ade20k": "ade20k.yaml",
+    }[convention]
+    config = load_classes(REPO / "configs" / config_name)
+    raw_values = {
+        "cityscapes-labelids": np.arange(34),
+        "voc-palette": np.array([*range(21), 255]),
+        "voc-rgb": np.arange(21),
+        "ade20k": np.arange(151),
+    }[convention]
+    raw = rng.choice(raw_values, size=(3, 12, 14)).astype(np.uint8)
+    ids = ["a", "b", "c"]
+    (tmp_path / "masks").mkdir()
+    for image_id, mask in zip(ids, raw, strict=True):
+        if convention == "voc-rgb":
+            image = Image.fromarray(np.array(config.colors, np.uint8)[mask])
+        else:
+            image = Image.fromarray(mask)
+            if convention == "voc-palette":
+                image = image.convert("P")
+        image.save(tmp_path / "masks" / f"{image_id}.png")
+    class_ids = np.vectorize(lambda v: config.remap.get(int(v), int(v)))(raw)
+    probs = np.stack([rng_probs(40 + i, config.num_classes, 12, 14) for i in range(3)])
+    np.save(tmp_path / "p.npy", probs.astype(np.float16))
+    return REPO / "configs" / config_name, ~np.isin(class_ids, list(config.ignore))
+
+
+@pytest.mark.parametrize("convention", ["cityscapes-labelids", "voc-palette", "voc-rgb", "ade20k"])
+def test_dataset_conventions_end_to_end(tmp_path: Path, convention: str) -> None:
+    config, counted = conventions_dataset(tmp_path, convention)
+    result = score(
+        tmp_path,
+        "--labels",
+        str(tmp_path / "masks"),
+        "--probs",
+        str(tmp_path / "p.npy"),
+        "--classes",
+        str(config),
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["valid_pixels"] == int(counted.sum())
