@@ -70,6 +70,25 @@ class ArrayDataset:
             yield LoadedImage(index, self._ids[index], self.labels[index], probs[offset])
 
 
+#: The reference's options that only change speed or printing; accepted and ignored.
+_NO_OP_OPTIONS = frozenset({"batch_size", "n_jobs", "verbose"})
+
+
+def _check_reference_options(options: dict[str, object]) -> None:
+    """Accept the reference's speed/printing options; refuse anything that would silently
+    change the answer (its ``downsample`` averages class ids) and misspelt names."""
+    for name, value in options.items():
+        if name == "downsample" and value in (None, 1):
+            continue
+        if name == "downsample":
+            raise ValueError(
+                "downsample is not supported here (the reference averages class ids); "
+                "downsample labels by majority vote first, or use `segaudit score --downsample`"
+            )
+        if name not in _NO_OP_OPTIONS:
+            raise TypeError(f"unexpected keyword argument {name!r}")
+
+
 def _ignore(ignore_index: int | Sequence[int] | None) -> frozenset[int]:
     if ignore_index is None:
         return frozenset()
@@ -122,6 +141,7 @@ def find_label_issues(
     exactly at the selection cutoff, all of them are selected. The reference's ``batch_size``,
     ``n_jobs`` and ``verbose`` are accepted and ignored (results never depend on them).
     """
+    _check_reference_options(_reference_options)
     masks = np.zeros(labels.shape, dtype=bool)
     audit_arrays(labels, pred_probs, ignore_index=ignore_index, executor=executor, masks=masks)
     return masks
@@ -141,6 +161,7 @@ def get_label_quality_scores(
     Lower means more likely mislabeled. Ignored pixels get a NaN pixel score and do not count;
     an image with no valid pixel gets a NaN image score.
     """
+    _check_reference_options(_reference_options)
     if method != "softmin":
         raise ValueError(f"unknown method {method!r}; segaudit supports 'softmin'")
     check_temperature(temperature)
