@@ -459,3 +459,25 @@ def test_temperature_matches_reference(temperature: float, synthetic: Callable[.
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10)
     result = audit_arrays(labels, arrays.probs, temperature=temperature)
     np.testing.assert_allclose([r.label_quality for r in result.images], ref, rtol=0, atol=1e-10)
+
+
+# ------------------------------------------------------------------- reference options
+
+
+def test_reference_speed_options_are_accepted(synthetic: Callable[..., Any]) -> None:
+    arrays = synthetic(6, n=2, k=3, h=6, w=6, dtype=np.float32, error_rate=0.3)
+    plain = segaudit.find_label_issues(arrays.labels, arrays.probs)
+    same = segaudit.find_label_issues(
+        arrays.labels, arrays.probs, batch_size=7, n_jobs=4, verbose=True, downsample=1
+    )
+    np.testing.assert_array_equal(plain, same)
+    segaudit.get_label_quality_scores(arrays.labels, arrays.probs, verbose=False, n_jobs=1)
+
+
+def test_options_that_would_change_the_answer_are_refused(synthetic: Callable[..., Any]) -> None:
+    """The reference's downsample averages class ids; a typo must not pass silently."""
+    arrays = synthetic(6, n=1, k=3, h=6, w=6)
+    with pytest.raises(ValueError, match="downsample"):
+        segaudit.find_label_issues(arrays.labels, arrays.probs, downsample=2)
+    with pytest.raises(TypeError, match="temprature"):
+        segaudit.get_label_quality_scores(arrays.labels, arrays.probs, temprature=0.5)
