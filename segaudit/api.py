@@ -156,14 +156,18 @@ def get_label_quality_scores(
     ignore_index: int | Sequence[int] | None = DEFAULT_IGNORE_INDEX,
     **_reference_options: object,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(image_scores (N,), pixel_scores (N, H, W)): softmin of per-pixel self-confidence.
+    """(image_scores (N,), pixel_scores (N, H, W)); pixel scores are self-confidence.
 
-    Lower means more likely mislabeled. Ignored pixels get a NaN pixel score and do not count;
-    an image with no valid pixel gets a NaN image score.
+    ``method="softmin"``: the softmin of an image's pixel scores (method.md §1).
+    ``method="num_pixel_issues"``: 1 - (flagged pixels / valid pixels), flags as in
+    :func:`find_label_issues`. Lower means more likely mislabeled. Ignored pixels get a NaN
+    pixel score and do not count; an image with no valid pixel gets a NaN image score.
     """
     _check_reference_options(_reference_options)
-    if method != "softmin":
-        raise ValueError(f"unknown method {method!r}; segaudit supports 'softmin'")
+    if method not in ("softmin", "num_pixel_issues"):
+        raise ValueError(
+            f"unknown method {method!r}; segaudit supports 'softmin' and 'num_pixel_issues'"
+        )
     check_temperature(temperature)
     ignore = _ignore(ignore_index)
     n, k, h, w = pred_probs.shape
@@ -177,6 +181,11 @@ def get_label_quality_scores(
         scores = np.take_along_axis(np.asarray(pred_probs[i]), given[None], axis=0)[0]
         pixel_scores[i] = np.where(valid, scores, np.nan)
         image_scores[i] = softmin_score(scores[valid].astype(np.float64), temperature)
+    if method == "num_pixel_issues":
+        flagged = find_label_issues(labels, pred_probs, ignore_index=ignore_index)
+        valid_counts = np.count_nonzero(~np.isnan(pixel_scores), axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            image_scores = 1.0 - flagged.sum(axis=(1, 2)) / valid_counts
     return image_scores, pixel_scores
 
 
