@@ -253,6 +253,13 @@ def test_float64_masks_identical(params: Params, synthetic: Callable[..., Any]) 
     ours = segaudit.find_label_issues(labels, probs)
     ref = ref_filter.find_label_issues(labels, probs, verbose=False, n_jobs=1)
     np.testing.assert_array_equal(ours, ref)
+    # The reference's second image score, 1 - flagged fraction, built on these flags.
+    ours_scores = segaudit.get_label_quality_scores(labels, probs, method="num_pixel_issues")
+    ref_scores = ref_rank.get_label_quality_scores(
+        labels, probs, method="num_pixel_issues", verbose=False, n_jobs=1
+    )
+    np.testing.assert_allclose(ours_scores[0], ref_scores[0], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ours_scores[1], ref_scores[1])
 
 
 def test_k2_matches_reference(synthetic: Callable[..., Any]) -> None:
@@ -366,11 +373,14 @@ def test_common_label_issues_on_flags_matches_reference(synthetic: Callable[...,
 # --------------------------------------------------------------------------- ignore_index
 
 
-def test_all_ignored_image_has_nan_score(synthetic: Callable[..., Any]) -> None:
+@pytest.mark.parametrize("method", ["softmin", "num_pixel_issues"])
+def test_all_ignored_image_has_nan_score(synthetic: Callable[..., Any], method: str) -> None:
     arrays = synthetic(1, n=3, k=4, h=6, w=7, dtype=np.float32)
     labels = arrays.labels.copy()
     labels[1] = 255
-    image_scores, pixel_scores = segaudit.get_label_quality_scores(labels, arrays.probs)
+    image_scores, pixel_scores = segaudit.get_label_quality_scores(
+        labels, arrays.probs, method=method
+    )
     assert math.isnan(image_scores[1])
     assert np.isnan(pixel_scores[1]).all()
     assert np.isfinite(image_scores[[0, 2]]).all()
