@@ -8,6 +8,7 @@ comparison per class plane for the argmax. No K×H×W temporary is made.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -55,9 +56,16 @@ class PixelDigest:
 
 def valid_mask(labels: NDArray[np.integer], ignore: Collection[int]) -> NDArray[np.bool_]:
     """Pixels whose label is not in the ignore set."""
-    if not ignore:
+    values = list(ignore)
+    if values and labels.dtype.kind in "ui":  # values the dtype cannot hold ignore nothing
+        info = np.iinfo(labels.dtype)
+        values = [v for v in values if info.min <= v <= info.max]
+    if not values:
         return np.ones(labels.shape, dtype=bool)
-    ignored: NDArray[np.bool_] = np.isin(labels, np.fromiter(ignore, dtype=np.int64))
+    if len(values) == 1:  # the common case (255): one comparison, no np.isin sort
+        single: NDArray[np.bool_] = labels != values[0]
+        return single
+    ignored: NDArray[np.bool_] = np.isin(labels, np.asarray(values, dtype=np.int64))
     valid: NDArray[np.bool_] = ~ignored
     return valid
 
@@ -66,9 +74,12 @@ def check_labels(
     image_id: str, labels: NDArray[np.integer], valid: NDArray[np.bool_], num_classes: int
 ) -> None:
     """Raise if a label that is not ignored is outside 0..K-1."""
-    if not valid.any():
+    if valid.all():
+        used = labels  # nothing ignored: no boolean-indexed copy
+    elif valid.any():
+        used = labels[valid]
+    else:
         return
-    used = labels[valid]
     low, high = int(used.min()), int(used.max())
     if low < 0 or high >= num_classes:
         bad = high if high >= num_classes else low
@@ -101,6 +112,38 @@ def _check_sums(image_id: str, probs: NDArray[np.floating]) -> None:
         )
 
 
+def _argmax(
+    bits: NDArray[np.unsignedinteger], max_bits: NDArray[np.unsignedinteger]
+) -> NDArray[np.intp]:
+    """argmax over classes with ties to the lowest class, one plane at a time (no K×H×W
+    temporary): walk the planes from the top class down, overwriting where a plane is max."""
+    predicted = np.zeros(max_bits.shape, dtype=np.intp)
+    hit = np.empty(max_bits.shape, dtype=bool)
+    for k in range(bits.shape[0] - 1, -1, -1):
+        np.equal(bits[k], max_bits, out=hit)
+        np.copyto(predicted, k, where=hit)
+    return predicted
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_offsets(size: int) -> NDArray[np.intp]:
+    """0..size-1, made once per image size (read-only, shared by threads)."""
+    offsets = np.arange(size, dtype=np.intp)
+    offsets.flags.writeable = False
+    return offsets
+
+
+def _take_classes(
+    bits: NDArray[np.unsignedinteger], classes: NDArray[np.intp]
+) -> NDArray[np.unsignedinteger]:
+    """bits[classes[y, x], y, x] for every pixel: one gather from the flat array."""
+    plane = classes.size
+    flat = classes.reshape(-1) * plane
+    flat += _pixel_offsets(plane)
+    taken: NDArray[np.unsignedinteger] = np.take(bits.reshape(-1), flat).reshape(classes.shape)
+    return taken
+
+
 def digest_image(
     image_id: str,
     labels: NDArray[np.integer],
@@ -122,21 +165,21 @@ def digest_image(
 
     bits, first_bad = _ordered_bits(probs)
     max_bits = bits.max(axis=0)
+    if max_bits.size and int(max_bits.max()) >= first_bad and not (probs < 0).any():
+        # -0.0 has the sign bit set but is a valid probability: make it +0.0 (a copy, but
+        # only on this rare path) and look again.
+        probs = probs + probs.dtype.type(0.0)
+        bits, first_bad = _ordered_bits(probs)
+        max_bits = bits.max(axis=0)
     if max_bits.size and int(max_bits.max()) >= first_bad:
         what = "NaN or infinite" if not np.isfinite(probs).all() else "negative"
         raise ProbabilityError(image_id, f"probabilities contain {what} values")
     if check_sums:
         _check_sums(image_id, probs)
 
-    # argmax with ties to the lowest class: walk the planes from the top class down.
-    predicted = np.zeros(labels.shape, dtype=np.intp)
-    hit = np.empty(labels.shape, dtype=bool)
-    for k in range(num_classes - 1, -1, -1):
-        np.equal(bits[k], max_bits, out=hit)
-        np.putmask(predicted, hit, k)
-
-    given = np.where(valid, labels, 0).astype(np.intp, copy=False)
-    self_conf = np.take_along_axis(probs, given[None], axis=0)[0].astype(np.float64)
+    predicted = _argmax(bits, max_bits)
+    given = labels.astype(np.intp) if valid.all() else np.where(valid, labels, 0).astype(np.intp)
+    self_conf = _take_classes(bits, given).view(probs.dtype).astype(np.float64)
     max_prob = max_bits.view(probs.dtype).astype(np.float64)
     return PixelDigest(
         valid=valid,
