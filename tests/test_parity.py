@@ -491,3 +491,18 @@ def test_options_that_would_change_the_answer_are_refused(synthetic: Callable[..
         segaudit.find_label_issues(arrays.labels, arrays.probs, downsample=2)
     with pytest.raises(TypeError, match="temprature"):
         segaudit.get_label_quality_scores(arrays.labels, arrays.probs, temprature=0.5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_negative_zero_is_a_probability(dtype: Any, synthetic: Callable[..., Any]) -> None:
+    """-0.0 (sign bit set) is zero, not a negative probability, as for the reference."""
+    arrays = synthetic(8, n=2, k=4, h=5, w=6, dtype=dtype, quantum=2, error_rate=0.3)
+    labels = arrays.labels.astype(np.int64)
+    signed = arrays.probs.copy()
+    signed[signed == 0] = -0.0
+    assert np.signbit(signed).any()
+    np.testing.assert_array_equal(
+        segaudit.find_label_issues(labels, signed), segaudit.find_label_issues(labels, arrays.probs)
+    )
+    result = audit_arrays(labels, signed)
+    assert result.confident_count == reference_thresholds_and_count(labels, signed)[1]
