@@ -401,6 +401,8 @@ def run_pass_one(
 ) -> PassOne:
     """Pass 1 (plus the refine pass for float32/64 input): thresholds, T and the cutoff."""
     blocks = list(dataset.blocks())
+    if not blocks:
+        raise DatasetError("the dataset has no images")
     start = time.perf_counter()
     stats: StatsPartial = _merge_all(
         executor.map(lambda b: stats_block(dataset, b, options), blocks),
