@@ -258,6 +258,13 @@ def test_memory_flat_in_images_and_below_the_probabilities() -> None:
 # ------------------------------------------------------------------------- bad images
 
 
+def test_no_images_raises_dataset_error() -> None:
+    labels = np.zeros((0, 4, 4), np.uint8)
+    probs = np.zeros((0, 3, 4, 4), np.float32)
+    with pytest.raises(DatasetError, match="no images"):
+        run_audit(ArrayDataset(labels, probs))
+
+
 def test_every_image_invalid_raises_dataset_error(synthetic: Callable[..., Any]) -> None:
     arrays = synthetic(0, n=3, k=4, h=5, w=6)
     labels = np.full_like(arrays.labels, 7)  # not a class, not ignored
