@@ -707,3 +707,21 @@ def test_dataset_conventions_end_to_end(tmp_path: Path, convention: str) -> None
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["valid_pixels"] == int(counted.sum())
+
+
+def test_colour_masks_need_distinct_palette_colours(tmp_path: Path) -> None:
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(
+        "version: 1\nclasses:\n  - {name: a, color: [9, 9, 9]}\n  - {name: b, color: [9, 9, 9]}\n"
+    )
+    Image.fromarray(np.full((2, 2, 3), 9, np.uint8)).save(tmp_path / "m.png")
+    decoder = MaskDecoder.from_config(load_classes(config_path))
+    with pytest.raises(DatasetError, match=r"\(9, 9, 9\) is used twice"):
+        read_mask("m", tmp_path / "m.png", decoder)
+
+
+def test_big_endian_16bit_masks_are_remapped(tmp_path: Path) -> None:
+    values = np.array([[1, 300], [7, 65535]], dtype=">u2")
+    np.testing.assert_array_equal(
+        MaskDecoder(remap={300: 2}).decode("m", tmp_path, values, "I;16B"), [[1, 2], [7, 65535]]
+    )

@@ -8,6 +8,7 @@ then turns raw values into class ids (Cityscapes labelIds -> trainIds, ADE20K's
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +106,9 @@ class MaskDecoder:
     ) -> NDArray[np.integer]:
         if mode in COLOR_MODES:
             return self.colors_to_ids(image_id, path, pixels[..., :3])
-        ids: NDArray[np.integer] = pixels.astype(np.uint8) if pixels.dtype == np.bool_ else pixels  # type: ignore[assignment]
-        return remap_values(ids, self.remap)
+        if pixels.dtype == np.bool_:  # mode "1"
+            pixels = pixels.astype(np.uint8)
+        return remap_values(pixels.astype(pixels.dtype.newbyteorder("="), copy=False), self.remap)
 
     def colors_to_ids(
         self, image_id: str, path: Path, rgb: NDArray[np.generic]
@@ -117,18 +119,15 @@ class MaskDecoder:
                 f"{path}: colour (RGB) mask but no palette; pass --classes with a config whose "
                 "classes have the mask's colours, or save masks with one channel of class ids"
             )
-        entries = [*((c, k) for k, c in enumerate(self.palette))]
+        entries = [(c, k) for k, c in enumerate(self.palette)]
         entries += [(c, self.ignore_value) for c in self.ignore_colors]
-        keys = {_packed(c): k for c, k in reversed(entries)}  # first entry wins
-        if len(keys) < len(entries):
-            seen: dict[int, Color] = {}
-            for color, _ in entries:
-                if _packed(color) in seen:
-                    raise DatasetError(
-                        f"{self.source}: colour {color} is used twice, so colour masks are "
-                        "ambiguous; give each class its own colour"
-                    )
-                seen[_packed(color)] = color
+        twice = [c for c, n in Counter(c for c, _ in entries).items() if n > 1]
+        if twice:
+            raise DatasetError(
+                f"{self.source}: colour {twice[0]} is used twice, so colour masks are "
+                "ambiguous; give each class its own colour"
+            )
+        keys = {_packed(c): k for c, k in entries}
         packed = (
             rgb[..., 0].astype(np.uint32) << 16
             | rgb[..., 1].astype(np.uint32) << 8
