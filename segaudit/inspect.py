@@ -188,11 +188,14 @@ def inspect_dataset(
     problems: list[str] = []
     masks: dict[str, Path] = {}
     prob_ids: list[str] | None = None
+    manifest_files: FileProbs | None = None
     try:
         if manifest is not None:
             rows = read_manifest(manifest)
             masks = {row.image_id: row.mask for row in rows}
             prob_ids = [row.image_id for row in rows]
+            files = {row.image_id: row.probs_path for row in rows if row.probs_path is not None}
+            manifest_files = FileProbs(str(manifest), files) if files else None
         elif labels is not None:
             masks = mask_ids(labels)
     except DatasetError as error:
@@ -223,7 +226,9 @@ def inspect_dataset(
         histogram.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
     size = sizes.most_common(1)[0][0] if sizes else None
     info: ProbsInfo | None = None
-    if probs is not None:
+    if manifest_files is not None:
+        info = _files_info(manifest_files, layout, size)
+    elif probs is not None:
         try:
             info, held = _open_probs(probs, layout, size)
             if prob_ids is None:

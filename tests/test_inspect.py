@@ -136,3 +136,18 @@ def test_manifest_and_classes(tmp_path: Path, with_config: bool) -> None:
     assert result.exit_code == 0, result.output
     assert ("cls1" in result.output) is with_config
     assert "(ignored)" in result.output if with_config else True
+
+
+def test_manifest_of_per_image_logits(tmp_path: Path) -> None:
+    write(tmp_path, [(4, 4)] * 2)
+    for i in range(2):
+        np.save(tmp_path / f"im{i}-logits.npy", np.log(probs_for(1, 4, 4, seed=i)[0]) * 5)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "image_id,mask,probs\n"
+        + "".join(f"im{i},masks/im{i}.png,im{i}-logits.npy\n" for i in range(2))
+    )
+    report = inspect_dataset(None, None, manifest=manifest)
+    assert report.ok and report.masks == 2
+    assert report.probs is not None and report.probs.kind == "per-image files"
+    assert report.probs.looks_like == "logits" and report.probs.num_classes == K
