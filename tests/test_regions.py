@@ -172,3 +172,48 @@ def test_score_writes_regions_and_ranking_columns(tmp_path: Path) -> None:
     assert kept and all(int(r["area"]) >= 10 for r in kept)
     result = CliRunner().invoke(app, [*args, "--connectivity", "6"])
     assert result.exit_code == 2
+
+
+def _per_pair_regions(
+    digest: PixelDigest, flagged: NDArray[np.bool_], structure: NDArray[np.bool_]
+) -> list[tuple[int, ...]]:
+    """The definition, slowly: label each (given, predicted) pair's flagged pixels apart."""
+    from scipy import ndimage
+
+    found = []
+    k = int(max(digest.given.max(), digest.predicted.max())) + 1
+    codes = np.where(flagged, digest.given * k + digest.predicted, -1)
+    for code in np.unique(codes[flagged]).tolist():
+        labels, _ = ndimage.label(codes == code, structure=structure)
+        for label, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+            area = int((labels == label).sum())
+            found.append(
+                (
+                    code // k,
+                    code % k,
+                    area,
+                    cols.start,
+                    rows.start,
+                    cols.stop - cols.start,
+                    rows.stop - rows.start,
+                )
+            )
+    return sorted(found)
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_pass_labelling_matches_labelling_each_pair(connectivity: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = (40, 50)
+    blocky = np.kron(rng.integers(0, 4, (8, 10)), np.ones((5, 5), int))  # touching blocks
+    given = np.where(rng.random(shape) < 0.2, rng.integers(0, 4, shape), blocky)
+    predicted = rng.integers(0, 4, shape)
+    digest = digest_of(given, predicted, k=4)
+    flagged = digest.disagrees & (rng.random(shape) < 0.7)
+    options = RegionOptions(connectivity)
+    fast = sorted(
+        (r.given, r.predicted, r.area, r.x, r.y, r.width, r.height)
+        for r in find_regions(digest, flagged, options)
+    )
+    assert fast == _per_pair_regions(digest, flagged, options.structure)
