@@ -1,11 +1,11 @@
 """Suspect regions: connected flagged pixels that share a (given, predicted) class pair.
 
 A reviewer fixes labels object by object, not pixel by pixel: "an unlabelled car at
-x, y, w, h, labelled road" is one region. Flagged pixels are split by their (given,
-predicted) pair, and each pair's pixels are labelled into connected components with
-``scipy.ndimage.label``. So a car half labelled road and half labelled sidewalk gives two
-regions (car→road is not the same fix as car→sidewalk), and two touching regions never
-mix pairs.
+x, y, w, h, labelled road" is one region. A region is a connected component of the flagged
+pixels of one (given, predicted) pair. So a car half labelled road and half labelled
+sidewalk gives two regions (car→road is not the same fix as car→sidewalk), and two touching
+regions never mix pairs. ``scipy.ndimage.label`` labels all flagged pixels at once;
+components that mix pairs are split by ``scipy.sparse.csgraph`` (see ``find_regions``).
 
 Options: ``connectivity`` 4 (edge neighbours) or 8 (edge and corner neighbours, the
 default: a thin diagonal outline stays one region), and ``min_area`` in pixels (default 1:
