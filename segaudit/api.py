@@ -138,7 +138,9 @@ def find_label_issues(
 
     Equal to ``cleanlab.segmentation.filter.find_label_issues`` except: pixels whose label is
     in ``ignore_index`` are never flagged and take part in nothing; when several pixels tie
-    exactly at the selection cutoff, all of them are selected. The reference's ``batch_size``,
+    at the selection cutoff, all of them are selected. Ties are judged at float32 resolution:
+    float64 scores that round to the same float32 as the cutoff count as tied (float16 and
+    float32 input: exact ties only). The reference's ``batch_size``,
     ``n_jobs`` and ``verbose`` are accepted and ignored (results never depend on them).
     """
     _check_reference_options(_reference_options)
