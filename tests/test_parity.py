@@ -506,3 +506,25 @@ def test_negative_zero_is_a_probability(dtype: Any, synthetic: Callable[..., Any
     )
     result = audit_arrays(labels, signed)
     assert result.confident_count == reference_thresholds_and_count(labels, signed)[1]
+
+
+def test_float64_ties_are_judged_at_float32_resolution() -> None:
+    """Documented difference: scores 0.1, 0.1 + 1e-12, 0.1 + 2e-12 are one float32, so with
+    T = 1 all three disagreeing pixels are selected; the reference takes the lowest only."""
+    labels = np.array([[[0, 0, 0, 1, 1, 1]]])
+    probs = np.array(
+        [
+            [0.1, 0.1 + 1e-12, 0.1 + 2e-12, 0.05, 0.05, 0.05],
+            [0.9, 0.5, 0.5, 0.9, 0.9, 0.9],  # t1 = 0.9: only pixel 0 is confident
+            [0.0, 0.4 - 1e-12, 0.4 - 2e-12, 0.05, 0.05, 0.05],
+        ]
+    )[None, :, None, :]
+    result = audit_arrays(labels, probs)
+    assert result.confident_count == reference_thresholds_and_count(labels, probs)[1] == 1
+    ours = segaudit.find_label_issues(labels, probs)
+    ref = ref_filter.find_label_issues(labels, probs, verbose=False, n_jobs=1)
+    np.testing.assert_array_equal(ref, [[[True, False, False, False, False, False]]])
+    np.testing.assert_array_equal(ours, [[[True, True, True, False, False, False]]])
+    check_masks_same_count(
+        Case(labels, probs, "float64 near-ties"), ours, ref, result.cutoff.value, 1
+    )
