@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,6 +206,3 @@ def write_report(data: ReportData, path: Path) -> None:
     html = render_report(data)
     with atomic_write(path) as handle:
         handle.write(html)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)  # a page to share: readable like any new file, not 0600
