@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from segaudit.config import read_json_object
 from segaudit.errors import ConfigError, DatasetError
 from segaudit.output.atomic import atomic_write
 
@@ -49,11 +50,8 @@ def write_mask_hashes(masks: Mapping[str, Path], path: Path) -> dict[str, str]:
 
 def read_mask_hashes(path: Path) -> dict[str, str]:
     """The id -> hash map a score run wrote."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        masks = data["masks"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DatasetError(f"{path}: cannot read mask hashes ({error})") from None
+    data = read_json_object(path, if_missing="re-run `segaudit score`", error=DatasetError)
+    masks = data.get("masks")
     if not isinstance(masks, dict):
         raise DatasetError(f"{path}: 'masks' is not a mapping of id: sha256")
     return {str(k): str(v) for k, v in masks.items()}
@@ -128,15 +126,11 @@ def _entry(path: Path, i: int, row: Any) -> Finding:
 
 def load_baseline(path: Path) -> Baseline:
     """Read a baseline file written by ``--update-baseline``."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: baseline not found; create it with --update-baseline")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"{path}: not a readable baseline ({error})") from None
-    if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION:
-        got = data.get("version") if isinstance(data, dict) else None
-        raise ConfigError(f"{path}: version: expected {BASELINE_VERSION}, got {got!r}")
+    data = read_json_object(path, if_missing="create it with --update-baseline")
+    if data.get("version") != BASELINE_VERSION:
+        raise ConfigError(
+            f"{path}: version: expected {BASELINE_VERSION}, got {data.get('version')!r}"
+        )
     rows = data.get("findings")
     if not isinstance(rows, list):
         raise ConfigError(f"{path}: findings: expected a list")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segaudit.config import ClassesConfig
+from segaudit.config import ClassesConfig, read_json_object
 from segaudit.core.audit import (
     AuditOptions,
     AuditResult,
@@ -128,16 +128,7 @@ def _numbers(path: Path, key: str, value: Any, k: int, kind: type) -> list[Any]:
 
 def load_calibration(path: Path) -> Calibration:
     """Read and validate a calibration file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: calibration not found; make it with `segaudit calibrate`"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"{path}: not a readable calibration file ({error})") from None
-    if not isinstance(data, dict):
-        raise _bad(path, "(top level)", "expected a JSON object")
+    data = read_json_object(path, if_missing="make it with `segaudit calibrate`")
     missing = [key for key in _KEYS if key not in data]
     if missing:
         raise _bad(path, missing[0], "missing")

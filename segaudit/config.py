@@ -17,13 +17,14 @@ never silently does nothing.
 from __future__ import annotations
 
 import colorsys
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from segaudit.errors import ConfigError
+from segaudit.errors import ConfigError, SegauditError
 
 SCHEMA_VERSION = 1
 _TOP_KEYS = {"version", "name", "ignore", "remap", "ignore_colors", "classes"}
@@ -97,6 +98,21 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML ({error})".replace("\n", " ")) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def read_json_object(
+    path: Path, *, if_missing: str, error: type[SegauditError] = ConfigError
+) -> dict[str, Any]:
+    """A JSON file whose top level is an object; ``if_missing`` says how to make it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: not found; {if_missing}") from None
+    except (OSError, ValueError) as problem:
+        raise error(f"{path}: cannot read ({problem})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object")
     return data
 
 

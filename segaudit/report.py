@@ -10,13 +10,13 @@ area of 1 pixel; larger minimum areas leave small regions out).
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from segaudit.config import read_json_object
 from segaudit.errors import SegauditError
 from segaudit.output.overlay import (
     INDEX_FILE,
@@ -61,17 +61,11 @@ class ReportOutcome:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(
-            f"{path}: not found; is this a run folder? Run `segaudit score --out DIR` first"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise ReportError(f"{path}: cannot read ({error})") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{path}: expected a JSON object")
-    return data
+    return read_json_object(
+        path,
+        if_missing="is this a run folder? Run `segaudit score --out DIR` first",
+        error=ReportError,
+    )
 
 
 def _read_rows(path: Path, reader: Any, required: bool) -> list[dict[str, str]] | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from segaudit.baseline import MASK_HASHES_FILE, file_sha256, read_mask_hashes
+from segaudit.config import read_json_object
 from segaudit.errors import DatasetError
 
 #: The regions.csv columns the gate reads.
@@ -44,20 +44,6 @@ class RunData:
         return self.mask_hashes.get(image_id, "")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(
-            f"{path}: not found; pass the folder that `segaudit score --out` wrote"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise DatasetError(f"{path}: cannot read ({error})") from None
-    if not isinstance(data, dict):
-        raise DatasetError(f"{path}: expected a JSON object")
-    return data
-
-
 def _csv_rows(path: Path, needed: tuple[str, ...], what: str) -> list[dict[str, str]]:
     try:
         with path.open(encoding="utf-8", newline="") as handle:
@@ -90,7 +76,11 @@ def load_run(folder: Path, *, with_hashes: bool = False) -> RunData:
     """Read a run folder; ``with_hashes`` also loads (or computes) the mask hashes."""
     if not folder.is_dir():
         raise DatasetError(f"{folder}: run folder not found")
-    summary = _read_json(folder / "summary.json")
+    summary = read_json_object(
+        folder / "summary.json",
+        if_missing="pass the folder that `segaudit score --out` wrote",
+        error=DatasetError,
+    )
     ranking = folder / "ranking.csv"
     needed = ("image_id", "label_quality", "flagged_pixels", "valid_pixels")
     images = [_image(ranking, row) for row in _csv_rows(ranking, needed, "the ranking")]
