@@ -21,6 +21,7 @@ them in an unspecified order). The rule depends on no ordering, chunking or work
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,6 +57,23 @@ def key_value(keys: NDArray[np.integer] | int) -> NDArray[np.float64]:
     return bits.view(np.float32).astype(np.float64)
 
 
+def _packed(counts: NDArray[np.int64]) -> tuple[int, NDArray[np.int32], NDArray[np.int64]]:
+    """A histogram as (size, nonzero bins, their counts): what a pickle carries.
+
+    Partial results cross process boundaries (Dask workers); most bins of one block's
+    histograms are empty, so this is kilobytes instead of the dense megabytes.
+    """
+    nonzero = np.flatnonzero(counts)
+    return counts.size, nonzero.astype(np.int32), counts[nonzero]
+
+
+def _unpacked(packed: tuple[int, NDArray[np.int32], NDArray[np.int64]]) -> NDArray[np.int64]:
+    size, nonzero, values = packed
+    counts = np.zeros(size, np.int64)
+    counts[nonzero] = values
+    return counts
+
+
 def _add_sparse(counts: NDArray[np.int64], codes: NDArray[np.intp]) -> None:
     """counts[c] += 1 for each code, cheaply when codes are few compared to bins."""
     if codes.size == 0:
@@ -78,6 +96,12 @@ class ScoreHistogram:
 
     def merge(self, other: ScoreHistogram) -> None:
         self.counts += other.counts
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"counts": _packed(self.counts)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.counts = _unpacked(state["counts"])
 
     @property
     def total(self) -> int:
@@ -116,6 +140,13 @@ class ConfidenceHistogram:
 
     def merge(self, other: ConfidenceHistogram) -> None:
         self.counts += other.counts
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes, "counts": _packed(self.counts)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.num_classes = state["num_classes"]
+        self.counts = _unpacked(state["counts"])
 
     def count_bounds(self, thresholds: NDArray[np.float64]) -> tuple[int, int]:
         """Bounds on T, the confident off-diagonal count; equal when keys are exact.
