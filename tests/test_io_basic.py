@@ -65,7 +65,7 @@ def test_npy_is_memory_mapped_and_read_without_copies(
     reader = open_probs(made.probs_path)
     assert isinstance(reader, NpyProbs)
     assert isinstance(reader._array, np.memmap)
-    assert reader.block_size == 1
+    assert reader.block_size >= 1  # whole images, about BLOCK_BYTES a block
     block = reader.read(1, 3)
     assert np.shares_memory(block, reader._array)  # a view of the mapped file, not a copy
     np.testing.assert_array_equal(block, made.probs[1:3])

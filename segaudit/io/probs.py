@@ -13,6 +13,17 @@ from numpy.typing import NDArray
 from segaudit.errors import DatasetError
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+#: About how many bytes of probabilities one block (one task) reads: enough images that
+#: per-block costs (task hand-off, accumulator merge) vanish, few enough that the blocks in
+#: flight stay far below memory limits. A block never splits a storage chunk.
+BLOCK_BYTES = 32 * 2**20
+
+
+def images_per_block(shape: tuple[int, ...], dtype: np.dtype[Any], chunk: int = 1) -> int:
+    """Whole chunks of images adding up to about BLOCK_BYTES (at least one chunk)."""
+    image_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+    chunks = max(1, BLOCK_BYTES // max(1, image_bytes * chunk))
+    return chunk * chunks
 
 
 class ProbsReader(Protocol):
@@ -55,10 +66,21 @@ class NpyProbs:
         except (OSError, ValueError) as error:
             raise DatasetError(f"{path}: cannot read .npy file ({error})") from None
         _check_array(str(path), array.shape, array.dtype)
-        return cls(str(path), array.shape, array.dtype, 1, None, array)
+        block = images_per_block(array.shape, array.dtype)
+        return cls(str(path), array.shape, array.dtype, block, None, array)
 
     def read(self, start: int, stop: int) -> NDArray[np.floating]:
         return np.asarray(self._array[start:stop])
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle by path (for Dask workers): the data is never shipped, only reopened."""
+        state = dict(self.__dict__)
+        del state["_array"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._array = np.load(self.path, mmap_mode="r")
 
 
 @dataclass
@@ -86,6 +108,16 @@ class ZarrProbs:
 
     def read(self, start: int, stop: int) -> NDArray[np.floating]:
         return np.asarray(self._array[start:stop])
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle by store path or URL (for Dask workers); the worker reopens the array."""
+        state = dict(self.__dict__)
+        del state["_array"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._array = open_zarr_array(self.path)
 
 
 #: Array names tried, in order, when a zarr group holds several arrays.
