@@ -52,9 +52,6 @@ def handle_errors(command: F) -> F:
         except SegauditError as error:
             console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(ExitCode.USAGE) from None
-        except ValueError as error:  # library argument checks (e.g. temperature)
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-            raise typer.Exit(ExitCode.USAGE) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]; no partial output was written")
             raise typer.Exit(ExitCode.INTERRUPTED) from None

@@ -22,6 +22,10 @@ class SegauditError(Exception):
     """A problem the user can fix: the message says what and where."""
 
 
+class OptionError(SegauditError, ValueError):
+    """An argument is out of range (a ValueError too, as library users expect)."""
+
+
 class ConfigError(SegauditError):
     """A configuration or policy file is invalid."""
 

@@ -7,13 +7,15 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from segaudit.errors import OptionError
+
 DEFAULT_TEMPERATURE = 0.1
 
 
 def check_temperature(temperature: float) -> float:
     """Reject temperatures the softmin cannot use (the reference clamps negatives; we refuse)."""
     if not math.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"temperature must be a positive number, got {temperature}")
+        raise OptionError(f"temperature must be a positive number, got {temperature}")
     return temperature
 
 

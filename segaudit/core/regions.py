@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segaudit.core.pixel import PixelDigest
+from segaudit.errors import OptionError
 
 DEFAULT_CONNECTIVITY = 8
 DEFAULT_MIN_AREA = 1
@@ -54,9 +55,9 @@ class RegionOptions:
 
     def __post_init__(self) -> None:
         if self.connectivity not in CONNECTIVITIES:
-            raise ValueError(f"connectivity must be 4 or 8, got {self.connectivity}")
+            raise OptionError(f"connectivity must be 4 or 8, got {self.connectivity}")
         if self.min_area < 1:
-            raise ValueError(f"minimum region area must be at least 1 pixel, got {self.min_area}")
+            raise OptionError(f"minimum region area must be at least 1 pixel, got {self.min_area}")
 
     @property
     def structure(self) -> NDArray[np.bool_]:

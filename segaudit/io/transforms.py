@@ -15,7 +15,7 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from segaudit.errors import ImageError
+from segaudit.errors import ImageError, OptionError
 
 #: Sampled pixels per image when checking that values look like probabilities.
 CHECK_SAMPLE = 4096
@@ -276,7 +276,7 @@ class ImageTransform:
 
     def __post_init__(self) -> None:
         if self.downsample < 1:
-            raise ValueError(f"downsample must be a positive integer, got {self.downsample}")
+            raise OptionError(f"downsample must be a positive integer, got {self.downsample}")
 
     def apply(
         self,
