@@ -220,7 +220,17 @@ def score(
         ),
     ] = False,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Threads to use (default: every CPU).")
+        int | None,
+        typer.Option(
+            min=1, help="Threads to use (default: every CPU); with --scheduler local, Dask worker processes."
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Run on Dask: a scheduler address (tcp://host:8786), or 'local' for a LocalCluster. Workers need segaudit and the same data paths/URLs; needs segaudit[dask].",
+        ),
     ] = None,
     connectivity: Annotated[
         int,
@@ -276,6 +286,7 @@ def score(
         top=top,
         strict=strict,
         workers=workers,
+        scheduler=scheduler,
         connectivity=connectivity,
         min_region_area=min_region_area,
         manifest=manifest,

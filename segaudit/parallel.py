@@ -1,8 +1,9 @@
-"""Executors that run the audit's per-block work: serially or on local threads.
+"""Executors that run the audit's per-block work: serially, on local threads, or on Dask.
 
 Threads suffice on one machine: numpy, PNG decoding and zarr's codecs release the GIL, so
 reading, decompressing and computing overlap on every core, and the per-block partial
 results merge in the calling thread without copying accumulators between processes.
+Beyond one machine, :mod:`segaudit.dask_executor` runs the same blocks as Dask tasks.
 """
 
 from __future__ import annotations
@@ -11,10 +12,19 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
-from segaudit.core.audit import SerialExecutor
+from segaudit.core.audit import Executor, ImageSink, SerialExecutor
+from segaudit.core.regions import Region, RegionOptions
+from segaudit.output.regions import RegionCollector
 
-__all__ = ["SerialExecutor", "ThreadExecutor", "default_workers"]
+__all__ = [
+    "SerialExecutor",
+    "ThreadExecutor",
+    "default_workers",
+    "open_executor",
+    "region_sink",
+]
 
 
 def default_workers() -> int:
@@ -41,3 +51,31 @@ class ThreadExecutor:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+
+
+@contextmanager
+def open_executor(scheduler: str | None = None, workers: int | None = None) -> Iterator[Executor]:
+    """Local threads (no scheduler), or Dask: a scheduler address, or ``local`` for a
+    LocalCluster of ``workers`` processes that lives as long as the ``with`` block."""
+    if scheduler is None:
+        yield ThreadExecutor(workers)
+        return
+    from segaudit.dask_executor import dask_executor
+
+    with dask_executor(scheduler, workers) as executor:
+        yield executor
+
+
+def region_sink(
+    collector: RegionCollector, options: RegionOptions, executor: Executor
+) -> ImageSink:
+    """The regions collector as a sink this executor can run: on Dask, regions are found on
+    the workers and sent back to the collector; locally the collector is the sink."""
+    if not getattr(executor, "remote", False):
+        return collector
+    from segaudit.dask_executor import ShippedSink, region_compute
+
+    def deliver(payload: tuple[int, str, list[Region]]) -> None:
+        collector.add(*payload)
+
+    return ShippedSink(region_compute(options), deliver)

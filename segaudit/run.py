@@ -27,7 +27,7 @@ from segaudit.output.table import (
     write_ranking,
     write_summary,
 )
-from segaudit.parallel import ThreadExecutor
+from segaudit.parallel import open_executor, region_sink
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class ScoreRequest:
     ignore: frozenset[int] | None = None  # None: the classes config's, else {255}
     top: int = 20
     strict: bool = False
-    workers: int | None = None
+    workers: int | None = None  # threads, or with scheduler "local" Dask worker processes
+    scheduler: str | None = None  # a Dask scheduler address, or "local"; None: local threads
     connectivity: int = DEFAULT_CONNECTIVITY  # suspect regions: 4 or 8 neighbours
     min_region_area: int = DEFAULT_MIN_AREA  # suspect regions: smaller ones are dropped
     manifest: Path | None = None  # CSV pairing image_id, mask, probs (row or file), image
@@ -130,14 +131,17 @@ def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) ->
     if calibration is not None and request.calibration is not None:
         check_compatible(calibration, request.calibration, classes, options)
     region_options = RegionOptions(request.connectivity, request.min_region_area)
-    started = time.perf_counter()
-    with RegionCollector(classes.names, region_options) as regions:
+    with (
+        open_executor(request.scheduler, request.workers) as executor,
+        RegionCollector(classes.names, region_options) as regions,
+    ):
+        started = time.perf_counter()
         result = audit_dataset(
             dataset,
             options,
             calibration,
-            executor=ThreadExecutor(request.workers),
-            sinks=[regions],
+            executor=executor,
+            sinks=[region_sink(regions, region_options, executor)],
             on_progress=on_progress,
         )
         result.timings["total_seconds"] = time.perf_counter() - started

@@ -86,7 +86,10 @@ class RegionCollector:
     def __call__(
         self, index: int, image_id: str, digest: PixelDigest, flagged: NDArray[np.bool_]
     ) -> None:
-        regions = find_regions(digest, flagged, self.options)
+        self.add(index, image_id, find_regions(digest, flagged, self.options))
+
+    def add(self, index: int, image_id: str, regions: list[Region]) -> None:
+        """Keep one image's regions, found here or on a Dask worker."""
         summary = RegionSummary(len(regions))
         if regions:
             first = regions[0]  # the largest
