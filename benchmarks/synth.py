@@ -42,6 +42,26 @@ class Synthetic:
         return self.images * self.height * self.width
 
 
+def _smooth(planes: NDArray[np.float32], width: int = 8) -> NDArray[np.float32]:
+    """A box blur of ``width`` along both image axes (on 8x8 blocks: about bilinear)."""
+    for axis in (1, 2):
+        padded = np.concatenate(
+            [
+                np.take(planes, [0] * (width // 2), axis=axis),
+                planes,
+                np.take(planes, [-1] * (width - width // 2), axis=axis),
+            ],
+            axis=axis,
+        )
+        total = np.cumsum(padded, axis=axis, dtype=np.float32)
+        n = planes.shape[axis]
+        planes = (
+            np.take(total, np.arange(width, width + n), axis=axis)
+            - np.take(total, np.arange(n), axis=axis)
+        ) / width
+    return planes
+
+
 def _pool(
     rng: np.random.Generator, k: int, h: int, w: int
 ) -> tuple[NDArray[np.uint8], NDArray[np.float16]]:
@@ -54,11 +74,13 @@ def _pool(
         coarse = rng.choice(k, size=(gh, gw), p=frequency)
         truth = np.kron(coarse, np.ones((32, 32), np.int64))[:h, :w]
         truth = np.pad(truth, ((0, h - truth.shape[0]), (0, w - truth.shape[1])), mode="edge")
-        # model errors are spatially coherent: coarse noise (8x8 blocks) plus fine noise
-        coarse_noise = rng.standard_normal((k, -(-h // 8), -(-w // 8)), dtype=np.float32)
-        logits = np.repeat(np.repeat(coarse_noise, 8, axis=1), 8, axis=2)[:, :h, :w] * 1.2
-        logits += rng.standard_normal((k, h, w), dtype=np.float32) * 0.3
-        margin = 2.0 + 3.0 * rng.random((gh, gw), dtype=np.float32)
+        # Like a real model's output, upsampled from stride 16: smooth noise (a coarse grid,
+        # blurred), so errors come in blobs, plus a little pixel noise.
+        coarse_noise = rng.standard_normal((k, -(-h // 16), -(-w // 16)), dtype=np.float32)
+        logits = _smooth(np.repeat(np.repeat(coarse_noise, 16, axis=1), 16, axis=2)[:, :h, :w], 16)
+        logits *= 2.0
+        logits += rng.standard_normal((k, h, w), dtype=np.float32) * 0.05
+        margin = 2.5 + 3.0 * rng.random((gh, gw), dtype=np.float32)
         margin_map = np.kron(margin, np.ones((32, 32), np.float32))[:h, :w]
         margin_map = np.pad(
             margin_map, ((0, h - margin_map.shape[0]), (0, w - margin_map.shape[1])), mode="edge"

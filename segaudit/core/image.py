@@ -25,4 +25,9 @@ def softmin_score(pixel_scores: NDArray[np.float64], temperature: float) -> floa
         return math.nan
     shifted = (pixel_scores.min() - pixel_scores) / temperature  # <= 0: never overflows
     weights = np.exp(shifted)
-    return float(np.dot(pixel_scores, weights) / weights.sum())
+    # Not np.dot: BLAS splits a long dot product over its threads, so the last bits would
+    # depend on the machine and its BLAS thread count (a Dask worker runs BLAS on one
+    # thread); its threads also spin against the audit's own. numpy's sum is the same
+    # everywhere.
+    np.multiply(weights, pixel_scores, out=shifted)
+    return float(shifted.sum() / weights.sum())
