@@ -53,6 +53,7 @@ class Row:
     pixels: int
     peak_bytes: int
     cpu_seconds: float
+    steady_cpu: float  # median CPU % over half-second windows
     note: str = ""
 
     @property
@@ -89,6 +90,7 @@ def bench_size(data: Synthetic, root: Path, args: argparse.Namespace) -> list[Ro
                 data.pixels,
                 measured.peak_bytes,
                 cpu,
+                measured.steady_cpu_percent,
             )
         )
     for source, path in probs.items():
@@ -118,6 +120,7 @@ def bench_size(data: Synthetic, root: Path, args: argparse.Namespace) -> list[Ro
                 data.pixels,
                 measured.peak_bytes,
                 cpu,
+                measured.steady_cpu_percent,
                 f"{summary['flagged_pixels']:,} flagged",
             )
         )
@@ -133,6 +136,7 @@ def bench_size(data: Synthetic, root: Path, args: argparse.Namespace) -> list[Ro
                 data.pixels,
                 measured.peak_bytes,
                 cpu,
+                measured.steady_cpu_percent,
                 f"{int(flagged):,} flagged",
             )
         )
@@ -149,9 +153,9 @@ def _find(rows: list[Row], images: int, name: str, source: str) -> Row | None:
 def table(rows: list[Row]) -> str:
     """The results as a Markdown table (pastes into the README as is)."""
     lines = [
-        "| images | program | from | wall s | Mpx/s | peak MB | CPU % | vs reference "
-        "| vs read limit | note |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| images | program | from | wall s | Mpx/s | peak MB | CPU % | steady CPU % "
+        "| vs reference | vs read limit | note |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         reference = _find(rows, row.images, "reference (cleanlab)", "npy")
@@ -165,7 +169,8 @@ def table(rows: list[Row]) -> str:
         lines.append(
             f"| {row.images:,} | {row.name} | {row.source} | {row.seconds:.2f} "
             f"| {row.pixels_per_second / 1e6:.1f} | {row.peak_bytes / MB:.0f} "
-            f"| {100 * row.cpu_seconds / row.seconds:.0f} | {vs_ref} | {vs_limit} | {row.note} |"
+            f"| {100 * row.cpu_seconds / row.seconds:.0f} | {row.steady_cpu:.0f} | {vs_ref} "
+            f"| {vs_limit} | {row.note} |"
         )
     return "\n".join(lines)
 
@@ -209,10 +214,12 @@ def targets(rows: list[Row], sizes: list[int]) -> list[str]:
                     f"{a.peak_bytes / MB:.0f} MB at {small}, {b.peak_bytes / MB:.0f} MB at "
                     f"{large} (target within +15% or +64 MB)"
                 )
-    busy = min(100 * r.cpu_seconds / r.seconds for r in segs)
+    busy = min(r.steady_cpu for r in segs)
+    overall = min(100 * r.cpu_seconds / r.seconds for r in segs)
     notes.append(
-        f"[{'met' if busy >= 150 else 'NOT met'}] both cores busy: segaudit used "
-        f"{busy:.0f}% CPU or more (200% = two cores)"
+        f"[{'met' if busy >= 150 else 'NOT met'}] both cores busy: segaudit's median CPU use "
+        f"over half-second windows is {busy:.0f}% or more (200% = two cores; {overall:.0f}% "
+        "or more averaged over the whole run, start-up and writing included)"
     )
     return notes
 

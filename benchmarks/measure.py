@@ -20,11 +20,13 @@ SAMPLE_SECONDS = 0.02
 
 @dataclass(frozen=True)
 class Measured:
-    """Wall time (s), peak anonymous memory of the process tree (bytes), stdout."""
+    """Wall time (s), peak anonymous memory of the process tree (bytes), stdout, and the
+    tree's median CPU use over half-second windows (100 = one core busy)."""
 
     seconds: float
     peak_bytes: int
     stdout: str
+    steady_cpu_percent: float = 0.0
 
 
 def _children(pid: int) -> list[int]:
@@ -48,14 +50,39 @@ def _anon_bytes(pid: int) -> int:
     return 0
 
 
-def tree_anon_bytes(root: int) -> int:
-    """Sum of RssAnon over ``root`` and all its descendants."""
-    total, stack = 0, [root]
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+CPU_WINDOW_SECONDS = 0.5
+
+
+def tree_sample(root: int) -> tuple[int, float]:
+    """Sum of RssAnon (bytes) and of CPU seconds over ``root`` and all its descendants."""
+    total, cpu, stack = 0, 0.0, [root]
     while stack:
         pid = stack.pop()
         total += _anon_bytes(pid)
+        cpu += _cpu_seconds(pid)
         stack.extend(_children(pid))
-    return total
+    return total, cpu
+
+
+def _steady_cpu(samples: list[tuple[float, float]]) -> float:
+    """Median CPU % over consecutive half-second windows (start-up and exit included)."""
+    rates: list[float] = []
+    start_time, start_cpu = samples[0] if samples else (0.0, 0.0)
+    for when, cpu in samples[1:]:
+        if when - start_time >= CPU_WINDOW_SECONDS:
+            rates.append(100 * (cpu - start_cpu) / (when - start_time))
+            start_time, start_cpu = when, cpu
+    rates.sort()
+    return rates[len(rates) // 2] if rates else 0.0
 
 
 def run(command: list[str], env: dict[str, str] | None = None) -> Measured:
@@ -65,12 +92,15 @@ def run(command: list[str], env: dict[str, str] | None = None) -> Measured:
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     peak = 0
+    cpu_samples: list[tuple[float, float]] = []
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_anon_bytes(process.pid))
+            anon, cpu = tree_sample(process.pid)
+            peak = max(peak, anon)
+            cpu_samples.append((time.perf_counter(), cpu))
             done.wait(SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -81,4 +111,4 @@ def run(command: list[str], env: dict[str, str] | None = None) -> Measured:
     sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{stderr}")
-    return Measured(seconds, peak, stdout)
+    return Measured(seconds, peak, stdout, _steady_cpu(cpu_samples))
