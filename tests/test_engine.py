@@ -100,8 +100,12 @@ def test_streamed_equals_in_memory(
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_zarr_chunking_does_not_change_results(
-    dtype: Any, tmp_path: Path, make_dataset: Callable[..., Any]
+    dtype: Any,
+    tmp_path: Path,
+    make_dataset: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr("segaudit.io.probs.BLOCK_BYTES", 1)  # one chunk per block
     n = 7
     results = []
     for chunk in (1, 3, n):

@@ -194,7 +194,10 @@ def assert_reads(dataset: FolderDataset, ids: list[str], probs: NDArray[Any]) ->
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
-def test_zarr_array_v2_and_v3(tmp_path: Path, zarr_format: int) -> None:
+def test_zarr_array_v2_and_v3(
+    tmp_path: Path, zarr_format: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("segaudit.io.probs.BLOCK_BYTES", 1)  # one chunk per block
     ids, probs = stacked(tmp_path)
     array = zarr.create_array(
         store=str(tmp_path / "p.zarr"),

@@ -73,8 +73,13 @@ def test_npy_is_memory_mapped_and_read_without_copies(
 
 @pytest.mark.parametrize(("chunk", "sizes"), [(1, [1] * 7), (3, [3, 3, 1]), (7, [7])])
 def test_zarr_blocks_follow_chunks(
-    chunk: int, sizes: list[int], tmp_path: Path, make_dataset: Callable[..., Any]
+    chunk: int,
+    sizes: list[int],
+    tmp_path: Path,
+    make_dataset: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr("segaudit.io.probs.BLOCK_BYTES", 1)  # one chunk per block
     made = make_dataset(tmp_path, n=7, k=3, h=5, w=6, chunk=chunk)
     reader = open_probs(made.probs_path)
     assert isinstance(reader, ZarrProbs)

@@ -16,7 +16,7 @@ FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 #: About how many bytes of probabilities one block (one task) reads: enough images that
 #: per-block costs (task hand-off, accumulator merge) vanish, few enough that the blocks in
 #: flight stay far below memory limits. A block never splits a storage chunk.
-BLOCK_BYTES = 32 * 2**20
+BLOCK_BYTES = 16 * 2**20
 
 
 def images_per_block(shape: tuple[int, ...], dtype: np.dtype[Any], chunk: int = 1) -> int:
@@ -85,7 +85,8 @@ class NpyProbs:
 
 @dataclass
 class ZarrProbs:
-    """A zarr (v2 or v3) array; blocks follow its chunks along N so each chunk is read once."""
+    """A zarr (v2 or v3) array; blocks are whole chunks along N (so each chunk is read once),
+    several small chunks at a time: zarr decodes the chunks of one read concurrently."""
 
     path: str
     shape: tuple[int, int, int, int]
@@ -102,9 +103,9 @@ class ZarrProbs:
         n, k, h, w = (int(size) for size in array.shape)
         ids = array.attrs.get("image_ids")
         image_ids = [str(i) for i in ids] if isinstance(ids, list) else None
-        return cls(
-            str(path), (n, k, h, w), np.dtype(array.dtype), int(array.chunks[0]), image_ids, array
-        )
+        dtype = np.dtype(array.dtype)
+        block = images_per_block((n, k, h, w), dtype, int(array.chunks[0]))
+        return cls(str(path), (n, k, h, w), dtype, block, image_ids, array)
 
     def read(self, start: int, stop: int) -> NDArray[np.floating]:
         return np.asarray(self._array[start:stop])
