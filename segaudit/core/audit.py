@@ -44,7 +44,11 @@ ProgressCallback = Callable[[str, int, int], None]
 
 
 class ImageSink(Protocol):
-    """Receives each image's flagged-pixel mask in pass 2 (may be called from worker threads)."""
+    """Receives each image's flagged-pixel mask in pass 2 (may be called from worker threads).
+
+    The digest's ``predicted`` is exact wherever a pixel could be flagged (self-confidence at
+    most the cutoff) and equals ``given`` elsewhere: pass 2 predicts no more than it needs.
+    """
 
     def __call__(
         self, index: int, image_id: str, digest: PixelDigest, flagged: NDArray[np.bool_]
@@ -197,8 +201,17 @@ class FlagPartial:
 
 
 def _digests(
-    dataset: Dataset, block: range, options: AuditOptions, skip: frozenset[int]
+    dataset: Dataset,
+    block: range,
+    options: AuditOptions,
+    skip: frozenset[int],
+    *,
+    first_read: bool = True,
+    predict_below: float | None = None,
 ) -> Iterator[tuple[LoadedImage, PixelDigest | ImageError]]:
+    """Each image's digest, or the error that makes it a skipped row. Images in ``skip``
+    failed an earlier pass; later reads (``first_read`` False) skip the sum check that
+    the first read already made."""
     for image in dataset.load(block):
         if image.index in skip:
             continue
@@ -216,7 +229,8 @@ def _digests(
                     image.labels,
                     image.probs,
                     options.ignore,
-                    check_sums=options.check_sums,
+                    check_sums=options.check_sums and first_read,
+                    predict_below=predict_below,
                 ),
             )
         except ImageError as error:
@@ -281,7 +295,7 @@ def refine_block(
 ) -> RefinePartial:
     """The refine pass over one block (float32/float64 input only)."""
     partial = RefinePartial(0, FineCounts(*window))
-    for _, digest in _digests(dataset, block, options, skip):
+    for _, digest in _digests(dataset, block, options, skip, first_read=False):
         if isinstance(digest, ImageError):
             continue
         partial.confident_count += _confident(digest, thresholds)
@@ -302,10 +316,14 @@ def flag_block(
     skip: frozenset[int],
     sinks: Sequence[ImageSink] = (),
 ) -> FlagPartial:
-    """Pass 2 over one block."""
+    """Pass 2 over one block. Predictions are made only where the cutoff can flag a pixel,
+    so the sinks' digests are exact there (see :class:`PixelDigest`)."""
     k = dataset.num_classes
     partial = FlagPartial(np.zeros((k, k), np.int64))
-    for image, digest in _digests(dataset, block, options, skip):
+    below = -math.inf if cutoff.value is None else cutoff.value
+    for image, digest in _digests(
+        dataset, block, options, skip, first_read=False, predict_below=below
+    ):
         if isinstance(digest, ImageError):
             continue
         _add_flags(partial, image, digest, cutoff, sinks)

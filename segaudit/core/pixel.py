@@ -38,6 +38,9 @@ class PixelDigest:
     ``self_confidence`` and ``max_prob`` hold the input values exactly, widened to float64.
     ``exact_keys`` is True when the values came from float16, whose every value has its own
     histogram bin (see :mod:`segaudit.core.selection`).
+    ``predicted`` is the argmax everywhere, unless the digest was made with ``predict_below``:
+    then it is exact where the self-confidence is at most that value (every pixel pass 2 can
+    flag) and equal to ``given`` elsewhere.
     """
 
     valid: NDArray[np.bool_]
@@ -144,6 +147,19 @@ def _take_classes(
     return taken
 
 
+def _argmax_where(
+    bits: NDArray[np.unsignedinteger], where: NDArray[np.bool_], given: NDArray[np.intp]
+) -> NDArray[np.intp]:
+    """The argmax at the ``where`` pixels only (ties to the lowest class); ``given`` elsewhere.
+    Pass 2 needs the prediction only where a pixel can be flagged, a few percent of them."""
+    predicted = given.copy()
+    at = np.flatnonzero(where)
+    if at.size:
+        columns = bits.reshape(bits.shape[0], -1)[:, at]
+        predicted.reshape(-1)[at] = columns.argmax(axis=0)
+    return predicted
+
+
 def digest_image(
     image_id: str,
     labels: NDArray[np.integer],
@@ -151,8 +167,12 @@ def digest_image(
     ignore: Collection[int] = (),
     *,
     check_sums: bool = True,
+    predict_below: float | None = None,
 ) -> PixelDigest:
-    """Digest one image: labels (H, W) ints, probs (K, H, W) floats, class axis first."""
+    """Digest one image: labels (H, W) ints, probs (K, H, W) floats, class axis first.
+
+    ``predict_below`` (pass 2's cutoff) limits the argmax to pixels whose self-confidence,
+    as float32, is at most that value."""
     num_classes = probs.shape[0]
     if labels.shape != probs.shape[1:]:
         raise ImageError(
@@ -177,9 +197,13 @@ def digest_image(
     if check_sums:
         _check_sums(image_id, probs)
 
-    predicted = _argmax(bits, max_bits)
     given = labels.astype(np.intp) if valid.all() else np.where(valid, labels, 0).astype(np.intp)
     self_conf = _take_classes(bits, given).view(probs.dtype).astype(np.float64)
+    if predict_below is None:
+        predicted = _argmax(bits, max_bits)
+    else:
+        below = self_conf.astype(np.float32) <= np.float32(predict_below)
+        predicted = _argmax_where(bits, below & valid, given)
     max_prob = max_bits.view(probs.dtype).astype(np.float64)
     return PixelDigest(
         valid=valid,

@@ -76,56 +76,50 @@ def _bounds(flagged: NDArray[np.bool_]) -> tuple[slice, slice] | None:
     return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
 
-def _neighbour_pairs(
-    connectivity: int, shape: tuple[int, ...]
-) -> list[tuple[tuple[slice, slice], tuple[slice, slice]]]:
-    """(pixel, neighbour) windows for each half-neighbourhood offset: right, down, diagonals."""
-    h, w = shape
-    offsets = [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if connectivity == 8 else [])
-    pairs = []
-    for dy, dx in offsets:
-        rows = (slice(0, h - dy), slice(dy, h))
-        cols = (slice(0, w - 1), slice(1, w)) if dx == 1 else (slice(1, w), slice(0, w - 1))
-        if dx == 0:
-            cols = (slice(0, w), slice(0, w))
-        pairs.append(((rows[0], cols[0]), (rows[1], cols[1])))
-    return pairs
+def _half_neighbourhood(connectivity: int) -> list[tuple[int, int]]:
+    """(dy, dx) offsets that reach every neighbour pair once: right, down, and diagonals."""
+    return [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if connectivity == 8 else [])
 
 
 def _split_by_pair(
     coarse: NDArray[np.int32],
-    codes: NDArray[np.intp],
+    pixel_codes: NDArray[np.intp],
     flat: NDArray[np.intp],
     ncodes: int,
     connectivity: int,
 ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Region index of each flagged pixel (``flat``: their positions), and each region's
-    pair code. Coarse components (flagged pixels, any pair) that hold one pair are regions
-    as they are. The pixels of components that mix pairs are joined again, neighbour to
-    neighbour of the same pair, as a graph (scipy.sparse.csgraph), all at once: no loop
-    over components or pairs, so scattered pixels of many pairs cost no more than blobs."""
+    """Region index of each flagged pixel (``flat``: their positions in the box, row-major;
+    ``pixel_codes``: their pair codes), and each region's pair code. Coarse components
+    (flagged pixels, any pair) that hold one pair are regions as they are. The pixels of
+    components that mix pairs are joined again, neighbour to neighbour of the same pair, as
+    a graph (scipy.sparse.csgraph): the work grows with those pixels, not with the box or
+    the number of pairs."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    pixel_codes = codes.ravel()[flat]
-    keys = coarse.ravel()[flat].astype(np.int64) * ncodes + pixel_codes
+    components = coarse.ravel()[flat]
+    keys = components.astype(np.int64) * ncodes + pixel_codes
     groups, group_of_pixel = np.unique(keys, return_inverse=True)
-    group_of_pixel = group_of_pixel.ravel()
-    region_codes = groups % ncodes
+    group_of_pixel = group_of_pixel.ravel().astype(np.intp)
+    region_codes = (groups % ncodes).astype(np.intp)
     pairs_per_component = np.bincount(groups // ncodes)
     mixed = np.flatnonzero(pairs_per_component > 1)
     if mixed.size == 0:
-        return group_of_pixel.astype(np.intp), region_codes.astype(np.intp)
-    in_mixed = np.zeros(coarse.shape, dtype=bool)
-    in_mixed.ravel()[flat] = np.isin(coarse.ravel()[flat], mixed)
-    node = np.full(coarse.shape, -1, dtype=np.int64)
-    positions = np.flatnonzero(in_mixed)
-    node.ravel()[positions] = np.arange(positions.size)
+        return group_of_pixel, region_codes
+    in_mixed = np.isin(components, mixed)
+    positions = flat[in_mixed]  # sorted, as flat is
+    codes = pixel_codes[in_mixed]
+    height, width = coarse.shape
+    rows, cols = np.divmod(positions, width)
     sources, targets = [], []
-    for here, there in _neighbour_pairs(connectivity, coarse.shape):
-        joined = in_mixed[here] & in_mixed[there] & (codes[here] == codes[there])
-        sources.append(node[here][joined])
-        targets.append(node[there][joined])
+    for dy, dx in _half_neighbourhood(connectivity):
+        inside = (rows + dy < height) & (cols + dx >= 0) & (cols + dx < width)
+        source = np.flatnonzero(inside)
+        wanted = positions[source] + dy * width + dx
+        target = np.minimum(np.searchsorted(positions, wanted), positions.size - 1)
+        joined = (positions[target] == wanted) & (codes[target] == codes[source])
+        sources.append(source[joined])
+        targets.append(target[joined])
     source, target = np.concatenate(sources), np.concatenate(targets)
     graph = coo_matrix(
         (np.ones(source.size, dtype=np.int8), (source, target)),
@@ -134,11 +128,16 @@ def _split_by_pair(
     count, part = connected_components(graph, directed=False)
     first = np.zeros(count, dtype=np.intp)
     first[part[::-1]] = np.arange(positions.size)[::-1]  # a pixel of each part, for its code
-    region_of_pixel = group_of_pixel.astype(np.intp)
-    mixed_pixels = in_mixed.ravel()[flat]
-    region_of_pixel[mixed_pixels] = len(groups) + part
-    part_codes = codes.ravel()[positions[first]]
-    return region_of_pixel, np.concatenate([region_codes, part_codes]).astype(np.intp)
+    group_of_pixel[in_mixed] = len(groups) + part
+    return group_of_pixel, np.concatenate([region_codes, codes[first]]).astype(np.intp)
+
+
+def _reduce_by_region(
+    values: NDArray[np.intp], order: NDArray[np.intp], starts: NDArray[np.intp]
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Per region: the minimum and maximum of ``values`` (pixels sorted by region)."""
+    ordered = values[order]
+    return np.minimum.reduceat(ordered, starts), np.maximum.reduceat(ordered, starts)
 
 
 def find_regions(
@@ -147,7 +146,7 @@ def find_regions(
     """The suspect regions of one image, numbered from 1, largest first.
 
     One ``ndimage.label`` over all flagged pixels, then a split by (given, predicted) pair
-    where a component mixes pairs: the cost does not grow with the number of pairs."""
+    where a component mixes pairs; boxes and means come from the flagged pixels alone."""
     from scipy import ndimage  # on first use: commands that label nothing start faster
 
     options = options or RegionOptions()
@@ -160,11 +159,13 @@ def find_regions(
     given = digest.given[box].ravel()[flat]
     predicted = digest.predicted[box].ravel()[flat]
     num_classes = int(max(given.max(), predicted.max())) + 1
-    codes = np.full(mask.shape, -1, dtype=np.intp)
-    codes.ravel()[flat] = given * num_classes + predicted
     coarse, _ = ndimage.label(mask, structure=options.structure)
     region_of_pixel, region_codes = _split_by_pair(
-        coarse, codes, flat, num_classes * num_classes, options.connectivity
+        coarse,
+        given * num_classes + predicted,
+        flat,
+        num_classes * num_classes,
+        options.connectivity,
     )
     count = len(region_codes)
     areas = np.bincount(region_of_pixel, minlength=count)
@@ -172,27 +173,26 @@ def find_regions(
         region_of_pixel, weights=digest.self_confidence[box].ravel()[flat], minlength=count
     )
     prob = np.bincount(region_of_pixel, weights=digest.max_prob[box].ravel()[flat], minlength=count)
-    labelled = np.zeros(mask.shape, dtype=np.int64)
-    labelled.ravel()[flat] = region_of_pixel + 1
-    found: list[tuple[int, int, int, int, int, int, int, float, float]] = []
-    for index, window in enumerate(ndimage.find_objects(labelled)):
-        area = int(areas[index])
-        if window is None or area < options.min_area:
-            continue
-        rows, cols = window
-        code = int(region_codes[index])
-        found.append(
-            (
-                code // num_classes,
-                code % num_classes,
-                area,
-                left + cols.start,
-                top + rows.start,
-                cols.stop - cols.start,
-                rows.stop - rows.start,
-                float(conf[index]) / area,
-                float(prob[index]) / area,
-            )
+    order = np.argsort(region_of_pixel, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(areas)[:-1]]).astype(np.intp)
+    rows, cols = np.divmod(flat, mask.shape[1])
+    y0, y1 = _reduce_by_region(rows, order, starts)
+    x0, x1 = _reduce_by_region(cols, order, starts)
+    keep = np.flatnonzero(areas >= options.min_area)
+    # largest first; ties by top, left, then (given, predicted): deterministic numbering
+    ranked = keep[np.lexsort((region_codes[keep], x0[keep], y0[keep], -areas[keep]))]
+    return [
+        Region(
+            number,
+            int(region_codes[r]) // num_classes,
+            int(region_codes[r]) % num_classes,
+            int(areas[r]),
+            int(left + x0[r]),
+            int(top + y0[r]),
+            int(x1[r] - x0[r] + 1),
+            int(y1[r] - y0[r] + 1),
+            float(conf[r]) / float(areas[r]),
+            float(prob[r]) / float(areas[r]),
         )
-    found.sort(key=lambda r: (-r[2], r[4], r[3], r[0], r[1]))
-    return [Region(i, *row) for i, row in enumerate(found, start=1)]
+        for number, r in enumerate(ranked, start=1)
+    ]
