@@ -106,6 +106,95 @@ def _probs_location(value: str | None) -> Path | str | None:
     return value if value is None or "://" in value else Path(value)
 
 
+# Dataset options shared by score, calibrate and inspect: one definition, one help text.
+LabelsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels",
+        help="Folder of PNG masks (class id per pixel, or RGB colours with --classes); ids are file paths without the suffix, sub-folders included.",
+    ),
+]
+ProbsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--probs",
+        help="Predicted probabilities: a zarr array or group (path or URL: file://, s3://, memory://), a .npy file (N, K, H, W), or a folder of per-image .npy/.npz files named by id.",
+    ),
+]
+ManifestOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--manifest",
+        help="CSV with columns image_id, mask, probs (row of --probs, or a per-image file) and optional image; paths relative to the CSV. Replaces --labels.",
+    ),
+]
+LayoutOption = Annotated[
+    Layout,
+    typer.Option(
+        "--layout",
+        help="Where the class axis of the probabilities is: first (nchw: N,K,H,W or K,H,W) or last (nhwc).",
+    ),
+]
+LogitsOption = Annotated[
+    bool,
+    typer.Option("--logits", help="The probabilities are logits: apply a softmax over classes."),
+]
+ResizeOption = Annotated[
+    Resize | None,
+    typer.Option(
+        "--resize",
+        help="When probabilities and masks differ in size: upsample the probabilities bilinearly (probs) or pool the labels by majority (labels).",
+    ),
+]
+DownsampleOption = Annotated[
+    int,
+    typer.Option(
+        "--downsample",
+        min=1,
+        help="Audit at 1/F resolution: labels pooled by majority vote (ignore pixels do not vote), probabilities by mean.",
+    ),
+]
+IdsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ids",
+        help="Text file of image ids, one per line, in the probabilities' order (default: the zarr 'image_ids' attribute, else sorted mask names).",
+    ),
+]
+ClassesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--classes",
+        help="Classes config YAML: class names, colours, ignore values (see configs/).",
+    ),
+]
+TemperatureOption = Annotated[
+    float,
+    typer.Option(
+        help="Softmin temperature for image scores: lower leans harder on the worst pixels. Must be > 0."
+    ),
+]
+IgnoreOption = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--ignore-index",
+        help="Label value that takes part in nothing (repeatable). Default: the classes config's, else 255.",
+    ),
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        help="Fail (exit 2) on the first unreadable or invalid image instead of skipping it."
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Threads to use (default: every CPU); for score --scheduler local, the number of Dask worker processes.",
+    ),
+]
+
 # Gate options shared by score and check.
 _BASELINE = typer.Option(
     "--baseline",
@@ -127,104 +216,31 @@ def score(
             "--out", help="Run folder to write ranking.csv, summary.json and overlays/ into."
         ),
     ],
-    labels: Annotated[
-        Path | None,
-        typer.Option(
-            "--labels",
-            help="Folder of PNG masks (class id per pixel, or RGB colours with --classes); ids are file paths without the suffix, sub-folders included.",
-        ),
-    ] = None,
-    probs: Annotated[
-        str | None,
-        typer.Option(
-            "--probs",
-            help="Predicted probabilities: a zarr array or group (path or URL: file://, s3://, memory://), a .npy file (N, K, H, W), or a folder of per-image .npy/.npz files named by id.",
-        ),
-    ] = None,
-    manifest: Annotated[
-        Path | None,
-        typer.Option(
-            "--manifest",
-            help="CSV with columns image_id, mask, probs (row of --probs, or a per-image file) and optional image; paths relative to the CSV. Replaces --labels.",
-        ),
-    ] = None,
-    layout: Annotated[
-        Layout,
-        typer.Option(
-            "--layout",
-            help="Where the class axis of the probabilities is: first (nchw: N,K,H,W or K,H,W) or last (nhwc).",
-        ),
-    ] = Layout.NCHW,
-    logits: Annotated[
-        bool,
-        typer.Option("--logits", help="The probabilities are logits: apply a softmax over classes."),
-    ] = False,
-    resize: Annotated[
-        Resize | None,
-        typer.Option(
-            "--resize",
-            help="When probabilities and masks differ in size: upsample the probabilities bilinearly (probs) or pool the labels by majority (labels).",
-        ),
-    ] = None,
-    downsample: Annotated[
-        int,
-        typer.Option(
-            "--downsample",
-            min=1,
-            help="Audit at 1/F resolution: labels pooled by majority vote (ignore pixels do not vote), probabilities by mean.",
-        ),
-    ] = 1,
+    labels: LabelsOption = None,
+    probs: ProbsOption = None,
+    manifest: ManifestOption = None,
+    layout: LayoutOption = Layout.NCHW,
+    logits: LogitsOption = False,
+    resize: ResizeOption = None,
+    downsample: DownsampleOption = 1,
     images: Annotated[
         Path | None,
         typer.Option(
             "--images", help="Folder of RGB images named by id, drawn under the overlays."
         ),
     ] = None,
-    ids: Annotated[
-        Path | None,
-        typer.Option(
-            "--ids",
-            help="Text file of image ids, one per line, in the probabilities' order (default: the zarr 'image_ids' attribute, else sorted mask names).",
-        ),
-    ] = None,
-    classes: Annotated[
-        Path | None,
-        typer.Option(
-            "--classes",
-            help="Classes config YAML: class names, colours, ignore values (see configs/).",
-        ),
-    ] = None,
-    temperature: Annotated[
-        float,
-        typer.Option(
-            help="Softmin temperature for image scores: lower leans harder on the worst pixels. Must be > 0."
-        ),
-    ] = 0.1,
-    ignore_index: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--ignore-index",
-            help="Label value that takes part in nothing (repeatable). Default: the classes config's, else 255.",
-        ),
-    ] = None,
+    ids: IdsOption = None,
+    classes: ClassesOption = None,
+    temperature: TemperatureOption = 0.1,
+    ignore_index: IgnoreOption = None,
     top: Annotated[
         int,
         typer.Option(
             min=0, help="Draw overlays for this many of the most suspect images; 0 for none."
         ),
     ] = 20,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            help="Fail (exit 2) on the first unreadable or invalid image instead of skipping it."
-        ),
-    ] = False,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            min=1, help="Threads to use (default: every CPU); with --scheduler local, Dask worker processes."
-        ),
-    ] = None,
+    strict: StrictOption = False,
+    workers: WorkersOption = None,
     scheduler: Annotated[
         str | None,
         typer.Option(
@@ -235,13 +251,16 @@ def score(
     connectivity: Annotated[
         int,
         typer.Option(
-            min=4, max=8, help="Suspect regions: flagged pixels touching by an edge (4) or also by a corner (8) are one region."
+            min=4,
+            max=8,
+            help="Suspect regions: flagged pixels touching by an edge (4) or also by a corner (8) are one region.",
         ),
     ] = 8,
     min_region_area: Annotated[
         int,
         typer.Option(
-            min=1, help="Suspect regions: leave out regions smaller than this many pixels from regions.csv (default 1: every flagged pixel is in a region)."
+            min=1,
+            help="Suspect regions: leave out regions smaller than this many pixels from regions.csv (default 1: every flagged pixel is in a region).",
         ),
     ] = 1,
     calibration: Annotated[
@@ -359,9 +378,7 @@ def _gate(
 @app.command()
 @handle_errors
 def check(
-    run_dir: Annotated[
-        Path, typer.Argument(help="Run folder written by `segaudit score --out`.")
-    ],
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by `segaudit score --out`.")],
     policy: Annotated[
         Path, typer.Option("--policy", help="Gate policy YAML (see configs/gate.yaml).")
     ],
@@ -382,40 +399,19 @@ def calibrate(
     out_file: Annotated[
         Path, typer.Option("--out", help="Calibration JSON to write (thresholds, cutoff).")
     ],
-    labels: Annotated[
-        Path | None, typer.Option("--labels", help="Folder of PNG masks, as for score.")
-    ] = None,
-    probs: Annotated[
-        str | None, typer.Option("--probs", help="Predicted probabilities, as for score.")
-    ] = None,
-    manifest: Annotated[
-        Path | None, typer.Option("--manifest", help="CSV pairing masks and probabilities, as for score.")
-    ] = None,
-    ids: Annotated[
-        Path | None, typer.Option("--ids", help="Image ids in the probabilities' order, as for score.")
-    ] = None,
-    classes: Annotated[
-        Path | None, typer.Option("--classes", help="Classes config YAML, as for score.")
-    ] = None,
-    layout: Annotated[Layout, typer.Option("--layout", help="Class axis first (nchw) or last (nhwc).")] = Layout.NCHW,
-    logits: Annotated[bool, typer.Option("--logits", help="Apply a softmax over classes.")] = False,
-    resize: Annotated[
-        Resize | None, typer.Option("--resize", help="Match sizes, as for score.")
-    ] = None,
-    downsample: Annotated[
-        int, typer.Option("--downsample", min=1, help="Audit at 1/F resolution, as for score.")
-    ] = 1,
-    temperature: Annotated[
-        float, typer.Option(help="Softmin temperature; later scores must use the same.")
-    ] = 0.1,
-    ignore_index: Annotated[
-        list[int] | None,
-        typer.Option("--ignore-index", help="Ignored label value (repeatable), as for score."),
-    ] = None,
-    strict: Annotated[
-        bool, typer.Option(help="Fail (exit 2) on the first unreadable image.")
-    ] = False,
-    workers: Annotated[int | None, typer.Option(min=1, help="Threads to use.")] = None,
+    labels: LabelsOption = None,
+    probs: ProbsOption = None,
+    manifest: ManifestOption = None,
+    ids: IdsOption = None,
+    classes: ClassesOption = None,
+    layout: LayoutOption = Layout.NCHW,
+    logits: LogitsOption = False,
+    resize: ResizeOption = None,
+    downsample: DownsampleOption = 1,
+    temperature: TemperatureOption = 0.1,
+    ignore_index: IgnoreOption = None,
+    strict: StrictOption = False,
+    workers: WorkersOption = None,
 ) -> None:
     """Run pass 1 on a trusted set and save thresholds and the selection cutoff.
 
@@ -460,9 +456,7 @@ def calibrate(
 @app.command()
 @handle_errors
 def report(
-    run_dir: Annotated[
-        Path, typer.Argument(help="Run folder written by `segaudit score --out`.")
-    ],
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by `segaudit score --out`.")],
     out_file: Annotated[
         Path | None,
         typer.Option("--out", help="HTML file to write (default: RUNDIR/report.html)."),
@@ -472,7 +466,10 @@ def report(
     ] = 20,
     class_name: Annotated[
         str | None,
-        typer.Option("--class", help="Narrow everything to flagged pixels whose given or predicted class is NAME."),
+        typer.Option(
+            "--class",
+            help="Narrow everything to flagged pixels whose given or predicted class is NAME.",
+        ),
     ] = None,
 ) -> None:
     """Write one self-contained HTML page for reviewing a run: worst images first."""
@@ -504,22 +501,11 @@ def validate_config(
 @app.command()
 @handle_errors
 def inspect(
-    labels: Annotated[
-        Path | None, typer.Option("--labels", help="Folder of PNG masks (as for score).")
-    ] = None,
-    probs: Annotated[
-        str | None,
-        typer.Option("--probs", help="Probabilities: zarr (path or URL), .npy, or per-image folder."),
-    ] = None,
-    manifest: Annotated[
-        Path | None, typer.Option("--manifest", help="Manifest CSV (as for score).")
-    ] = None,
-    ids: Annotated[
-        Path | None, typer.Option("--ids", help="Image ids in the probabilities' order.")
-    ] = None,
-    layout: Annotated[
-        Layout, typer.Option("--layout", help="Class axis first (nchw) or last (nhwc).")
-    ] = Layout.NCHW,
+    labels: LabelsOption = None,
+    probs: ProbsOption = None,
+    manifest: ManifestOption = None,
+    ids: IdsOption = None,
+    layout: LayoutOption = Layout.NCHW,
     classes: Annotated[
         Path | None,
         typer.Option("--classes", help="Classes config: remap and palette for reading masks."),
@@ -557,7 +543,9 @@ def inspect(
         table.add_row("probabilities", f"{info.path} ({info.kind}, {info.images:,} images)")
         table.add_row("shape, dtype", f"{info.shape}, {info.dtype}")
         guess = info.layout_guess.value if info.layout_guess else "unclear"
-        table.add_row("layout", f"{info.layout.value} given, looks {guess}; {info.num_classes} classes")
+        table.add_row(
+            "layout", f"{info.layout.value} given, looks {guess}; {info.num_classes} classes"
+        )
         table.add_row("values look like", f"{info.looks_like} (from {len(info.values)} images)")
     out.print(table)
     read = f"{report.histogram_masks} of {report.masks} masks" if report.sampled else "all masks"
