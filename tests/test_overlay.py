@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from segaudit.config import ClassesConfig, generated_palette
@@ -100,3 +103,62 @@ def test_writer_writes_chosen_images_and_an_index(tmp_path: Path) -> None:
         assert "<" not in name and (tmp_path / name).is_file()
         with Image.open(tmp_path / name) as picture:
             assert picture.mode == "RGB"
+
+
+def _photo_file(folder: Path, h: int, w: int) -> Path:
+    """A readable RGB picture for image "a", of the mask's size."""
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    path = folder / "a.png"
+    Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _panels(sheet: Image.Image, w: int) -> int:
+    """How many panels a sheet of images ``w`` wide has (4 px gaps)."""
+    pw = round(w * panel_scale(w))
+    return (sheet.width + 4) // (pw + 4)
+
+
+def test_readable_photo_adds_an_image_panel(tmp_path: Path) -> None:
+    h, w = 20, 30
+    digest = _digest(h, w, (slice(2, 6), slice(2, 6)))
+    _photo_file(tmp_path / "images", h, w)
+    writer = OverlayWriter(tmp_path, CLASSES, {0}, images_dir=tmp_path / "images")
+    assert _panels(writer.render("a", digest, digest.disagrees), w) == 4
+
+
+def _huge_header(png: bytes) -> bytes:
+    """The PNG with its header claiming 50000 x 50000 pixels (more than Pillow will open)."""
+    start = 8 + 8  # signature, then the IHDR chunk's length and type
+    ihdr = bytearray(png[start : start + 13])
+    ihdr[0:8] = struct.pack(">II", 50_000, 50_000)
+    crc = struct.pack(">I", zlib.crc32(b"IHDR" + bytes(ihdr)))
+    return png[:start] + bytes(ihdr) + crc + png[start + 13 + 4 :]
+
+
+def test_unreadable_photo_falls_back_to_the_given_labels(tmp_path: Path) -> None:
+    """Corrupt, truncated or too-large pictures are drawn as if there were none."""
+    h, w = 20, 30
+    digest = _digest(h, w, (slice(2, 6), slice(2, 6)))
+    plain = np.asarray(OverlayWriter(tmp_path, CLASSES, {0}).render("a", digest, digest.disagrees))
+    images = tmp_path / "images"
+    path = _photo_file(images, h, w)
+    good = path.read_bytes()
+    writer = OverlayWriter(tmp_path / "out", CLASSES, {0}, images_dir=images)
+    (tmp_path / "out").mkdir()
+    damaged = {
+        "garbage": b"this is not a picture",
+        "truncated": good[: len(good) // 2],
+        "empty": b"",
+    }
+    for what, data in damaged.items():
+        path.write_bytes(data)
+        sheet = np.asarray(writer.render("a", digest, digest.disagrees))
+        assert np.array_equal(sheet, plain), what
+    path.write_bytes(_huge_header(good))  # a decompression bomb, by its header
+    with pytest.raises(Image.DecompressionBombError), Image.open(path):
+        pass
+    writer(0, "a", digest, digest.disagrees)  # through the sink, as in a run
+    with Image.open(writer.written[0]) as written:
+        assert np.array_equal(np.asarray(written), plain)

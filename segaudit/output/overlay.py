@@ -51,6 +51,15 @@ FONT_SIZE = 13
 TITLE_HEIGHT = 20
 BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)
+#: What Pillow raises for a picture it cannot read: corrupt or truncated files (OSError,
+#: including UnidentifiedImageError; SyntaxError and ValueError from some format plugins)
+#: and pictures too large to decode safely (DecompressionBombError is not an OSError).
+IMAGE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    Image.DecompressionBombError,
+)
 
 
 def safe_file_stem(image_id: str) -> str:
@@ -321,10 +330,17 @@ class OverlayWriter:
         return path
 
     def _photo(self, image_id: str, size: tuple[int, ...]) -> NDArray[np.uint8] | None:
-        """The RGB image for this id if there is one of the mask's size."""
+        """The RGB image for this id if there is a readable one of the mask's size.
+
+        An unreadable picture is treated as a missing one (the sheet is drawn over the given
+        labels): it is only shown to the reviewer, so it must not stop the run.
+        """
         path = find_image(self.images_dir, image_id)
         if path is None:
             return None
-        with Image.open(path) as photo:
-            rgb = np.asarray(photo.convert("RGB"))
+        try:
+            with Image.open(path) as photo:
+                rgb = np.asarray(photo.convert("RGB"))
+        except IMAGE_ERRORS:
+            return None
         return rgb if rgb.shape[:2] == size else None
