@@ -7,8 +7,11 @@ Everything is written under pytest's tmp_path; nothing touches the repository.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import struct
 import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,3 +261,23 @@ def example(example_dir: Example, tmp_path: Path) -> Example:
     root = tmp_path / "example"
     shutil.copytree(example_dir.root, root)
     return Example(root, example_dir.truth)
+
+
+# ------------------------------------------------------------------------- unreadable pictures
+
+
+@pytest.fixture(scope="session")
+def bomb_png() -> bytes:
+    """A small PNG whose header claims 50000 x 50000 pixels: Pillow refuses to open it
+    (DecompressionBombError, which is not an OSError)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    start = 8 + 8  # the signature, then the IHDR chunk's length and type
+    ihdr = bytearray(png[start : start + 13])
+    ihdr[0:8] = struct.pack(">II", 50_000, 50_000)
+    crc = struct.pack(">I", zlib.crc32(b"IHDR" + bytes(ihdr)))
+    bomb = png[:start] + bytes(ihdr) + crc + png[start + 13 + 4 :]
+    with pytest.raises(Image.DecompressionBombError), Image.open(io.BytesIO(bomb)):
+        pass
+    return bomb

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from segaudit.config import ClassesConfig, generated_palette
@@ -128,16 +125,7 @@ def test_readable_photo_adds_an_image_panel(tmp_path: Path) -> None:
     assert _panels(writer.render("a", digest, digest.disagrees), w) == 4
 
 
-def _huge_header(png: bytes) -> bytes:
-    """The PNG with its header claiming 50000 x 50000 pixels (more than Pillow will open)."""
-    start = 8 + 8  # signature, then the IHDR chunk's length and type
-    ihdr = bytearray(png[start : start + 13])
-    ihdr[0:8] = struct.pack(">II", 50_000, 50_000)
-    crc = struct.pack(">I", zlib.crc32(b"IHDR" + bytes(ihdr)))
-    return png[:start] + bytes(ihdr) + crc + png[start + 13 + 4 :]
-
-
-def test_unreadable_photo_falls_back_to_the_given_labels(tmp_path: Path) -> None:
+def test_unreadable_photo_falls_back_to_the_given_labels(tmp_path: Path, bomb_png: bytes) -> None:
     """Corrupt, truncated or too-large pictures are drawn as if there were none."""
     h, w = 20, 30
     digest = _digest(h, w, (slice(2, 6), slice(2, 6)))
@@ -156,9 +144,7 @@ def test_unreadable_photo_falls_back_to_the_given_labels(tmp_path: Path) -> None
         path.write_bytes(data)
         sheet = np.asarray(writer.render("a", digest, digest.disagrees))
         assert np.array_equal(sheet, plain), what
-    path.write_bytes(_huge_header(good))  # a decompression bomb, by its header
-    with pytest.raises(Image.DecompressionBombError), Image.open(path):
-        pass
+    path.write_bytes(bomb_png)
     writer(0, "a", digest, digest.disagrees)  # through the sink, as in a run
     with Image.open(writer.written[0]) as written:
         assert np.array_equal(np.asarray(written), plain)

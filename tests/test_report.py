@@ -200,3 +200,22 @@ def test_without_overlays_or_regions(run: Run, tmp_path: Path) -> None:
     assert "No overlay for this image" in outcome.path.read_text(encoding="utf-8")
     with pytest.raises(SegauditError, match=r"regions\.csv"):
         build_report(ReportRequest(bare, class_name="road"))
+
+
+def test_unreadable_overlays_show_the_no_overlay_state(
+    run: Run, tmp_path: Path, bomb_png: bytes
+) -> None:
+    """A damaged overlay file (a decompression bomb, truncated, garbage) is shown as missing."""
+    copy = tmp_path / "run"
+    shutil.copytree(run.folder, copy)
+    before = parse(build_report(ReportRequest(copy)).path).images
+    shown = [i["overlay"] for i in collect(ReportRequest(copy)).gallery if i.get("overlay")]
+    assert len(shown) >= 3 and len(before) == len(shown)
+    good = shown[1].read_bytes()
+    shown[0].write_bytes(bomb_png)
+    shown[1].write_bytes(good[: len(good) // 2])
+    shown[2].write_bytes(b"not a picture")
+    outcome = build_report(ReportRequest(copy))
+    assert len(parse(outcome.path).images) == len(before) - 3
+    missing = outcome.path.read_text(encoding="utf-8").count("No overlay for this image")
+    assert missing == outcome.gallery - len(before) + 3

@@ -21,6 +21,7 @@ from PIL import Image
 
 from segaudit.config import generated_palette
 from segaudit.output.atomic import atomic_write
+from segaudit.output.overlay import IMAGE_ERRORS
 
 REPORT_FILE = "report.html"
 HISTOGRAM_BINS = 20
@@ -139,11 +140,12 @@ class ReportData:
 
 
 def data_uri(path: Path) -> str | None:
-    """The picture as a data: URI (a compact PNG), or None if it cannot be read."""
+    """The picture as a data: URI (a compact PNG), or None if it cannot be read (the page then
+    shows that there is no overlay: a damaged overlay file must not stop the report)."""
     try:
         with Image.open(path) as picture:
             rgb = picture.convert("RGB")
-    except OSError:
+    except IMAGE_ERRORS:
         return None
     small = rgb.quantize(EMBED_COLORS, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     buffer = io.BytesIO()
