@@ -39,7 +39,7 @@ from segaudit.core.dataset import Dataset
 from segaudit.core.incremental import run_calibrated_audit
 from segaudit.core.selection import Cutoff
 from segaudit.errors import ConfigError
-from segaudit.output.atomic import atomic_write
+from segaudit.output.atomic import atomic_write, check_output_folder
 from segaudit.parallel import ThreadExecutor
 
 if TYPE_CHECKING:
@@ -188,10 +188,10 @@ def calibrate(
     The inputs are read exactly as ``segaudit score`` reads them (``request.out`` is unused).
     """
     from segaudit import __version__
-    from segaudit.run import open_request_dataset, resolve_classes
+    from segaudit.run import open_request_dataset
 
-    dataset = open_request_dataset(request)
-    classes = resolve_classes(request.classes, dataset.num_classes, request.ignore)
+    check_output_folder(out.parent)  # a bad --out fails now, not after pass 1
+    dataset, classes = open_request_dataset(request)
     options = AuditOptions(
         temperature=request.temperature, ignore=classes.ignore, strict=request.strict
     )

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from segaudit.baseline import Finding, load_baseline, write_baseline
-from segaudit.errors import ConfigError, ExitCode
+from segaudit.errors import ConfigError, ExitCode, OutputError
 from segaudit.gate import CheckResult, GateReport, evaluate, format_limit, format_value, load_run
-from segaudit.output.atomic import atomic_write
+from segaudit.output.atomic import atomic_write, check_output_folder
 from segaudit.policy import Policy, load_policy
 
 #: Findings listed per failed check in the markdown summary (GitHub caps it at 1 MiB).
@@ -58,12 +58,31 @@ class GateOutcome:
         return ExitCode.OK if self.report.passed else ExitCode.GATE_FAILED
 
 
-def run_gate(request: GateRequest, env: Mapping[str, str] | None = None) -> GateOutcome:
-    """Evaluate a run folder against a policy and write the CI outputs asked for."""
-    env = os.environ if env is None else env
+def check_gate_request(request: GateRequest) -> Policy:
+    """Everything about the gate's arguments that can be wrong, checked before any scoring:
+    the policy, the baseline options, and where the CI outputs go."""
     policy = request.policy if isinstance(request.policy, Policy) else load_policy(request.policy)
     if request.update_baseline and request.baseline is None:
         raise ConfigError("--update-baseline needs --baseline FILE: where to write it")
+    known = request.baseline
+    if known is not None and not request.update_baseline and not known.is_file():
+        raise ConfigError(
+            f"{request.baseline}: baseline not found; create it with --update-baseline"
+        )
+    for output in (
+        request.junit,
+        request.json,
+        request.baseline if request.update_baseline else None,
+    ):
+        if output is not None:
+            check_output_folder(output.parent)
+    return policy
+
+
+def run_gate(request: GateRequest, env: Mapping[str, str] | None = None) -> GateOutcome:
+    """Evaluate a run folder against a policy and write the CI outputs asked for."""
+    env = os.environ if env is None else env
+    policy = check_gate_request(request)
     run = load_run(request.run_dir, with_hashes=request.baseline is not None)
     written_count: int | None = None
     if request.baseline is not None and request.update_baseline:
@@ -87,8 +106,14 @@ def run_gate(request: GateRequest, env: Mapping[str, str] | None = None) -> Gate
         outcome.written.append(request.json)
     summary_file = env.get("GITHUB_STEP_SUMMARY")
     if summary_file:
-        with open(summary_file, "a", encoding="utf-8") as handle:
-            handle.write(markdown(report) + "\n")
+        try:
+            with open(summary_file, "a", encoding="utf-8") as handle:
+                handle.write(markdown(report) + "\n")
+        except OSError as error:
+            raise OutputError(
+                f"{summary_file}: cannot append the summary ($GITHUB_STEP_SUMMARY): "
+                f"{error.strerror or error}"
+            ) from None
     if env.get("GITHUB_ACTIONS") == "true":
         outcome.annotations = github_annotations(report)
     return outcome

@@ -6,6 +6,7 @@ import functools
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -13,7 +14,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
+from segaudit.ci_output import GateRequest, check_gate_request, run_gate
 from segaudit.errors import ConfigError, ExitCode, SegauditError
 from segaudit.io.transforms import Layout, Resize
 
@@ -24,8 +27,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-out = Console()
+# Markup off: ids, paths and messages come from users' files and may hold "[...]".
+console = Console(stderr=True, markup=False, highlight=False)
+out = Console(markup=False, highlight=False)
+
+
+def _say(label: str, style: str, message: str) -> None:
+    """One line on stderr: a coloured label, then the message exactly as it is."""
+    console.print(Text.assemble((label, style), " ", message), soft_wrap=True)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 _debug = False
@@ -50,21 +60,23 @@ def handle_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except SegauditError as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            _say("error:", "bold red", str(error))
             raise typer.Exit(ExitCode.USAGE) from None
         except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/]; no partial output was written")
+            _say(
+                "interrupted:", "yellow", "files already written are whole; nothing is half-written"
+            )
             raise typer.Exit(ExitCode.INTERRUPTED) from None
         except typer.Exit:
             raise
         except Exception as error:
             if _debug:
                 traceback.print_exc()
-            console.print(
-                f"[bold red]unexpected error:[/] {type(error).__name__}: {error} "
+            _say(
+                "unexpected error:",
+                "bold red",
+                f"{type(error).__name__}: {error} "
                 "(run with --debug for a traceback, and please report it)",
-                highlight=False,
-                soft_wrap=True,
             )
             raise typer.Exit(ExitCode.UNEXPECTED) from None
 
@@ -285,12 +297,14 @@ def score(
     """Score every image's labels and write the ranking, summary, regions and overlays.
 
     With --policy, also check the run against the policy (exit 1 when it fails)."""
-    from segaudit.policy import load_policy
     from segaudit.run import ScoreRequest
     from segaudit.run import score as run_score
 
-    gate_policy = load_policy(policy) if policy is not None else None  # fail before scoring
-    if gate_policy is None and (baseline or update_baseline or junit or json_out):
+    gate = None
+    if policy is not None:  # every gate argument is checked before scoring starts
+        gate = GateRequest(out_dir, policy, baseline, update_baseline, junit, json_out)
+        gate = replace(gate, policy=check_gate_request(gate))
+    elif baseline or update_baseline or junit or json_out:
         raise ConfigError("--baseline, --update-baseline, --junit and --json need --policy")
 
     request = ScoreRequest(
@@ -333,9 +347,9 @@ def score(
     out.print(table)
     skipped = [r for r in result.images if r.skipped]
     for record in skipped[:5]:
-        console.print(f"[yellow]skipped[/] {record.image_id}: {record.skipped}", highlight=False)
+        _say("skipped", "yellow", f"{record.image_id}: {record.skipped}")
     if len(skipped) > 5:
-        console.print(f"[yellow]skipped[/] {len(skipped) - 5} more (see ranking.csv)")
+        _say("skipped", "yellow", f"{len(skipped) - 5} more (see ranking.csv)")
     out.print(
         f"{len(result.images)} images, {result.flagged_pixels:,} pixels flagged "
         f"of {result.valid_pixels:,}; T = {result.confident_count:,}",
@@ -350,26 +364,16 @@ def score(
             f"overlays: {outcome.overlays[0].parent} ({len(outcome.overlays)} images)",
             highlight=False,
         )
-    if gate_policy is not None:
-        _gate(out_dir, gate_policy, baseline, update_baseline, junit, json_out)
+    if gate is not None:
+        _gate(gate)
 
 
-def _gate(
-    run_dir: Path,
-    policy: Any,
-    baseline: Path | None,
-    update_baseline: bool,
-    junit: Path | None,
-    json_out: Path | None,
-) -> None:
+def _gate(request: GateRequest) -> None:
     """Run the gate, print its lines (and GitHub annotations), exit with its code."""
-    from segaudit.ci_output import GateRequest, run_gate
-
-    request = GateRequest(run_dir, policy, baseline, update_baseline, junit, json_out)
     outcome = run_gate(request)
     for line in outcome.lines:
         style = "red" if line.startswith(("FAIL", "gate FAILED")) else None
-        out.print(line, style=style, markup=False, highlight=False, soft_wrap=True)
+        out.print(line, style=style, soft_wrap=True)
     for line in outcome.annotations:
         typer.echo(line)
     raise typer.Exit(outcome.exit_code)
@@ -390,7 +394,7 @@ def check(
     """Check a finished run against a policy: exit 0 pass, 1 fail, 2 bad input.
 
     Appends a markdown summary to $GITHUB_STEP_SUMMARY when set; prints GitHub annotations for failed checks when GITHUB_ACTIONS=true."""
-    _gate(run_dir, policy, baseline, update_baseline, junit, json_out)
+    _gate(GateRequest(run_dir, policy, baseline, update_baseline, junit, json_out))
 
 
 @app.command()
@@ -569,7 +573,7 @@ def inspect(
     if info is not None and info.looks_like == "logits":
         problems.append("the values look like logits: score with --logits")
     for problem in problems:
-        console.print(f"[yellow]problem:[/] {problem}", highlight=False, soft_wrap=True)
+        _say("problem:", "yellow", problem)
     if not problems:
         out.print("no problems found")
     if report.problems or report.missing_masks or report.extra_masks or report.duplicate_ids:

@@ -34,6 +34,10 @@ class DatasetError(SegauditError):
     """The dataset as a whole cannot be audited (missing files, mismatched ids, shapes)."""
 
 
+class OutputError(SegauditError):
+    """An output file or folder cannot be written (exists as a file, no permission, disk full)."""
+
+
 class ImageError(SegauditError):
     """One image cannot be audited (unreadable mask, bad values); other images still can."""
 

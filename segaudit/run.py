@@ -14,10 +14,10 @@ from segaudit.core.audit import AuditOptions, AuditResult, ProgressCallback, fla
 from segaudit.core.dataset import Dataset
 from segaudit.core.pixel import digest_image
 from segaudit.core.regions import DEFAULT_CONNECTIVITY, DEFAULT_MIN_AREA, RegionOptions
-from segaudit.errors import DatasetError
 from segaudit.io.dataset import DatasetSpec, FolderDataset, open_dataset
 from segaudit.io.masks import MaskDecoder
 from segaudit.io.transforms import ImageTransform, Layout, Resize
+from segaudit.output.atomic import check_output_folder
 from segaudit.output.overlay import OVERLAY_DIR, OverlayWriter
 from segaudit.output.regions import REGIONS_FILE, RegionCollector
 from segaudit.output.table import (
@@ -69,25 +69,9 @@ class ScoreOutcome:
     regions_path: Path | None = None
 
 
-def resolve_classes(
-    path: Path | None, num_classes: int, ignore: frozenset[int] | None
-) -> ClassesConfig:
-    """The classes config for a dataset with ``num_classes`` channels."""
-    if path is None:
-        return default_classes(num_classes, ignore if ignore is not None else frozenset({255}))
-    classes = load_classes(path)
-    if classes.num_classes != num_classes:
-        raise DatasetError(
-            f"{path}: lists {classes.num_classes} classes but the probabilities have "
-            f"{num_classes} channels"
-        )
-    if ignore is not None:
-        classes = replace(classes, ignore=ignore)
-    return classes
-
-
-def open_request_dataset(request: ScoreRequest) -> FolderDataset:
-    """Pair and check the request's inputs, reading masks through the classes config."""
+def open_request_dataset(request: ScoreRequest) -> tuple[FolderDataset, ClassesConfig]:
+    """Pair and check the request's inputs, reading masks through the classes config, and
+    the classes to report with (the config's, else numbered ones; --ignore-index wins)."""
     config = load_classes(request.classes) if request.classes else None
     ignore = request.ignore
     if ignore is None:
@@ -105,7 +89,10 @@ def open_request_dataset(request: ScoreRequest) -> FolderDataset:
         num_classes=config.num_classes if config is not None else None,
         classes_source=str(request.classes or ""),
     )
-    return open_dataset(spec)
+    dataset = open_dataset(spec)  # checks the config's class count against the data
+    if config is None:
+        return dataset, default_classes(dataset.num_classes, ignore)
+    return dataset, replace(config, ignore=ignore)
 
 
 def render_overlays(
@@ -122,8 +109,8 @@ def render_overlays(
 
 def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) -> ScoreOutcome:
     """Audit the dataset and write ranking.csv, summary.json and overlays/ into request.out."""
-    dataset = open_request_dataset(request)
-    classes = resolve_classes(request.classes, dataset.num_classes, request.ignore)
+    check_output_folder(request.out)  # a bad --out fails now, not after the audit
+    dataset, classes = open_request_dataset(request)
     options = AuditOptions(
         temperature=request.temperature, ignore=classes.ignore, strict=request.strict
     )
@@ -145,7 +132,6 @@ def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) ->
             on_progress=on_progress,
         )
         result.timings["total_seconds"] = time.perf_counter() - started
-        request.out.mkdir(parents=True, exist_ok=True)
         regions_path = request.out / REGIONS_FILE
         regions.write(regions_path)
 
