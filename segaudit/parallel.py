@@ -42,15 +42,17 @@ class ThreadExecutor:
         self.workers = workers or default_workers()
 
     def map(self, fn: Callable[[range], object], items: Sequence[range]) -> Iterator[object]:
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="segaudit") as pool:
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="segaudit")
+        try:
             pending: deque[Future[object]] = deque()
-            queue = iter(items)
-            for item in queue:
+            for item in items:
                 pending.append(pool.submit(fn, item))
                 if len(pending) >= 2 * self.workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+        finally:  # on an error or Ctrl-C, drop the queued blocks instead of running them
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextmanager

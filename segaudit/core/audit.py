@@ -219,6 +219,8 @@ def _digests(
             error = image.error or ImageError(image.image_id, "could not be read")
             if options.strict:
                 raise error
+            if not first_read:
+                raise _changed(error)
             yield image, error
             continue
         try:
@@ -236,7 +238,17 @@ def _digests(
         except ImageError as error:
             if options.strict:
                 raise
-            yield image, ImageError(image.image_id, error.reason)
+            if not first_read:
+                raise _changed(error) from None
+            yield image, error
+
+
+def _changed(error: ImageError) -> DatasetError:
+    """An image that pass 1 read but a later pass cannot: its row would silently be wrong."""
+    return DatasetError(
+        f"{error.image_id}: was read in pass 1 but not now ({error.reason}); did the data "
+        "change during the run, or the storage fail? Run again"
+    )
 
 
 def stats_block(dataset: Dataset, block: range, options: AuditOptions) -> StatsPartial:

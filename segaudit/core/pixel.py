@@ -93,11 +93,13 @@ def check_labels(
         )
 
 
-def _ordered_bits(probs: NDArray[np.floating]) -> tuple[NDArray[np.unsignedinteger], int]:
+def _ordered_bits(
+    image_id: str, probs: NDArray[np.floating]
+) -> tuple[NDArray[np.unsignedinteger], int]:
     try:
         view, first_bad = _ORDERED_VIEWS[probs.dtype]
     except KeyError:
-        raise ProbabilityError("?", f"unsupported probability dtype {probs.dtype}") from None
+        raise ProbabilityError(image_id, f"unsupported probability dtype {probs.dtype}") from None
     return np.ascontiguousarray(probs).view(view), first_bad
 
 
@@ -183,13 +185,13 @@ def digest_image(
     valid = valid_mask(labels, ignore)
     check_labels(image_id, labels, valid, num_classes)
 
-    bits, first_bad = _ordered_bits(probs)
+    bits, first_bad = _ordered_bits(image_id, probs)
     max_bits = bits.max(axis=0)
     if max_bits.size and int(max_bits.max()) >= first_bad and not (probs < 0).any():
         # -0.0 has the sign bit set but is a valid probability: make it +0.0 (a copy, but
         # only on this rare path) and look again.
         probs = probs + probs.dtype.type(0.0)
-        bits, first_bad = _ordered_bits(probs)
+        bits, first_bad = _ordered_bits(image_id, probs)
         max_bits = bits.max(axis=0)
     if max_bits.size and int(max_bits.max()) >= first_bad:
         what = "NaN or infinite" if not np.isfinite(probs).all() else "negative"
