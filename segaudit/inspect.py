@@ -120,13 +120,21 @@ def _image_values(image: np.ndarray[Any, Any], layout: Layout) -> ValueSummary |
     return summarize_values(np.moveaxis(image, -1, 0) if layout is Layout.NHWC else image)
 
 
-def _stacked_info(reader: ProbsReader, layout: Layout, size: tuple[int, int] | None) -> ProbsInfo:
+def _stacked_info(
+    reader: ProbsReader, layout: Layout, size: tuple[int, int] | None, problems: list[str]
+) -> ProbsInfo:
+    """Metadata and a few images' values; an image that cannot be read becomes a problem."""
     n = reader.shape[0]
     values: dict[str, ValueSummary] = {}
     for index in _evenly(list(range(n)), VALUE_SAMPLE):
-        summary = _image_values(reader.read(index, index + 1)[0], layout)
+        label = reader.image_ids[index] if reader.image_ids else f"#{index}"
+        try:
+            image = reader.read(index, index + 1)[0]
+        except Exception as error:  # zarr raises many kinds for a corrupt chunk
+            problems.append(f"{reader.path}: cannot read image {label} ({error})")
+            continue
+        summary = _image_values(image, layout)
         if summary is not None:
-            label = reader.image_ids[index] if reader.image_ids else f"#{index}"
             values[label] = summary
     return ProbsInfo(
         reader.path,
@@ -164,14 +172,14 @@ def _files_info(probs: FileProbs, layout: Layout, size: tuple[int, int] | None) 
 
 
 def _open_probs(
-    probs: Path | str, layout: Layout, size: tuple[int, int] | None
+    probs: Path | str, layout: Layout, size: tuple[int, int] | None, problems: list[str]
 ) -> tuple[ProbsInfo, list[str] | None]:
     """Info about the probabilities and the ids they hold (None: by position only)."""
     if not is_url(probs) and is_probs_folder(Path(probs)):
         files = FileProbs.open(Path(probs))
         return _files_info(files, layout, size), sorted(files.files)
     reader = open_probs(probs)
-    return _stacked_info(reader, layout, size), reader.image_ids
+    return _stacked_info(reader, layout, size, problems), reader.image_ids
 
 
 def inspect_dataset(
@@ -230,7 +238,7 @@ def inspect_dataset(
         info = _files_info(manifest_files, layout, size)
     elif probs is not None:
         try:
-            info, held = _open_probs(probs, layout, size)
+            info, held = _open_probs(probs, layout, size, problems)
             if prob_ids is None:
                 prob_ids = read_ids_file(ids) if ids is not None else held
             if prob_ids is None and info.images != len(names):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 from numpy.typing import NDArray
 from PIL import Image
 from typer.testing import CliRunner
@@ -151,3 +152,21 @@ def test_manifest_of_per_image_logits(tmp_path: Path) -> None:
     assert report.ok and report.masks == 2
     assert report.probs is not None and report.probs.kind == "per-image files"
     assert report.probs.looks_like == "logits" and report.probs.num_classes == K
+
+
+def test_corrupt_probability_chunk_is_a_problem(tmp_path: Path) -> None:
+    """A sampled image whose zarr chunk cannot be decoded is listed, not raised."""
+    masks, _ = write(tmp_path, [(6, 8)] * 3)
+    store = tmp_path / "p.zarr"
+    array = zarr.create_array(store=str(store), shape=(3, K, 6, 8), chunks=(1, K, 6, 8), dtype="f4")
+    array[...] = probs_for(3, 6, 8)
+    chunk = store / "c" / "1" / "0" / "0" / "0"  # image 1 (the middle one is sampled)
+    assert chunk.is_file()
+    chunk.write_bytes(b"not a zstd frame")
+    report = inspect_dataset(masks, store)
+    assert not report.ok and report.probs is not None
+    assert len(report.problems) == 1 and "#1" in report.problems[0]
+    assert sorted(report.probs.values) == ["#0", "#2"]
+    assert report.probs.looks_like == "probabilities"
+    result = runner.invoke(app, ["inspect", "--labels", str(masks), "--probs", str(store)])
+    assert result.exit_code == 2 and "cannot read image #1" in result.output
