@@ -20,6 +20,7 @@ from segaudit.io.transforms import ImageTransform, Layout, Resize
 from segaudit.output.atomic import check_output_folder
 from segaudit.output.overlay import OVERLAY_DIR, OverlayWriter
 from segaudit.output.regions import REGIONS_FILE, RegionCollector
+from segaudit.output.report import REPORT_FILE
 from segaudit.output.table import (
     RANKING_FILE,
     SUMMARY_FILE,
@@ -107,6 +108,14 @@ def render_overlays(
             writer(index, image.image_id, digest, flagged_mask(digest, result.cutoff))
 
 
+def _remove_stale(run_dir: Path) -> None:
+    """Outputs of an earlier run in the same folder that this run would not replace (old
+    overlays, a report of the old results): a reader would take them for this run's."""
+    stale = [run_dir / REPORT_FILE, *(run_dir / OVERLAY_DIR).glob("*.png")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+
+
 def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) -> ScoreOutcome:
     """Audit the dataset and write ranking.csv, summary.json and overlays/ into request.out."""
     check_output_folder(request.out)  # a bad --out fails now, not after the audit
@@ -156,13 +165,13 @@ def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) ->
     masks = dict(zip(dataset.ids, dataset.masks, strict=True))
     write_mask_hashes(masks, request.out / MASK_HASHES_FILE)  # for baselines
 
+    _remove_stale(request.out)
     top = [r.index for r in result.ranking()[: request.top] if r.skipped is None]
     writer = OverlayWriter(
         request.out / OVERLAY_DIR, classes, set(top), request.images, region_options
     )
     render_overlays(dataset, result, writer, classes.ignore)
-    if writer.written:
-        writer.write_index()
+    writer.write_index()
     overlays = [writer.written[i] for i in top if i in writer.written]
     return ScoreOutcome(
         result, classes, summary, ranking_path, summary_path, overlays, regions_path

@@ -124,3 +124,16 @@ def test_thread_pool_stops_submitting_blocks_after_an_error() -> None:
     with pytest.raises(RuntimeError):
         list(ThreadExecutor(2).map(work, blocks))
     assert len(started) < 50  # bounded in flight, the rest cancelled: not run
+
+
+def test_rerun_into_the_same_folder_leaves_no_stale_overlays_or_report(
+    example: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    assert run(*score_args(example, out), "--top", "3").exit_code == 0
+    assert run("report", out).exit_code == 0
+    assert len(list((out / "overlays").glob("*.png"))) == 3
+    assert run(*score_args(example, out), "--top", "0").exit_code == 0
+    assert list((out / "overlays").glob("*.png")) == []
+    assert (out / "overlays" / "index.json").read_text().strip() == "{}"
+    assert not (out / "report.html").exists()
