@@ -45,7 +45,10 @@ def _install() -> str | None:
         return "not root, cannot apt-get install chromium"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.TimeoutExpired) as error:  # no apt-get, or it hung
+            return f"{' '.join(command)} failed: {error}"
         if done.returncode != 0:
             return f"{' '.join(command)} failed: {done.stderr[-500:]}"
     return None
