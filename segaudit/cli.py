@@ -90,6 +90,7 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
         "statistics": "pass 1: thresholds",
         "refine": "pass 1b: exact cutoff",
         "issues": "pass 2: flag pixels",
+        "calibrated": "one pass (calibrated)",
     }
     with Progress(
         TextColumn("{task.description:<24}"),

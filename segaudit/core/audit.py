@@ -56,7 +56,8 @@ class ImageSink(Protocol):
 
 
 class Executor(Protocol):
-    """Runs a function over items; results may arrive in any order."""
+    """Runs a function over blocks, on whatever workers it has; yields the results in the
+    blocks' order (merging in a fixed order keeps float sums deterministic)."""
 
     def map(self, fn: Callable[[range], object], items: Sequence[range]) -> Iterator[object]: ...
 
