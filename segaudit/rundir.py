@@ -11,9 +11,9 @@ from typing import Any
 from segaudit.baseline import MASK_HASHES_FILE, file_sha256, read_mask_hashes
 from segaudit.config import read_json_object
 from segaudit.errors import DatasetError
-
-#: The regions.csv columns the gate reads.
-REGION_COLUMNS = ("image_id", "given", "predicted", "area", "x", "y", "width", "height")
+from segaudit.output.regions import REGIONS_FILE
+from segaudit.output.regions import read_regions as read_region_rows
+from segaudit.output.table import RANKING_FILE, SUMMARY_FILE
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,11 @@ def load_run(folder: Path, *, with_hashes: bool = False) -> RunData:
     if not folder.is_dir():
         raise DatasetError(f"{folder}: run folder not found")
     summary = read_json_object(
-        folder / "summary.json",
+        folder / SUMMARY_FILE,
         if_missing="pass the folder that `segaudit score --out` wrote",
         error=DatasetError,
     )
-    ranking = folder / "ranking.csv"
+    ranking = folder / RANKING_FILE
     needed = ("image_id", "label_quality", "flagged_pixels", "valid_pixels")
     images = [_image(ranking, row) for row in _csv_rows(ranking, needed, "the ranking")]
     run = RunData(folder, summary, images)
@@ -105,10 +105,17 @@ def _mask_hashes(run: RunData) -> dict[str, str]:
 
 
 def read_regions(run: RunData) -> list[dict[str, str]]:
-    path = run.folder / "regions.csv"
+    """The run's regions.csv rows (:func:`segaudit.output.regions.read_regions`), for the
+    gate's region rules."""
+    path = run.folder / REGIONS_FILE
     if not path.is_file():
         raise DatasetError(
-            f"{run.folder}: the run has no regions.csv, which region rules need; "
+            f"{run.folder}: the run has no {REGIONS_FILE}, which region rules need; "
             "re-run it with a segaudit that writes regions, or drop rules.regions"
         )
-    return _csv_rows(path, REGION_COLUMNS, "the regions table")
+    try:
+        return read_region_rows(path)
+    except ValueError as error:  # missing columns, not UTF-8
+        raise DatasetError(f"{path}: cannot read the regions table ({error})") from None
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read ({error.strerror})") from None

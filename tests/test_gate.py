@@ -301,6 +301,21 @@ def test_region_rule_needs_regions_csv(runs: Runs, tmp_path: Path) -> None:
     assert invoke("check", run, "--policy", no_regions)[0] == 0
 
 
+def test_regions_csv_without_a_column_is_a_usage_error(runs: Runs, tmp_path: Path) -> None:
+    """The gate reads regions.csv with the writer's column list: a missing one is named."""
+    run = tmp_path / "run"
+    shutil.copytree(runs.full_run, run)
+    with (run / "regions.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows
+    with (run / "regions.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, [c for c in rows[0] if c != "mean_self_confidence"])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in r.items() if k != "mean_self_confidence"} for r in rows)
+    code, output = invoke("check", run, "--policy", GATE_YAML)
+    assert code == 2 and "mean_self_confidence" in output
+
+
 def test_skipped_images_are_counted(runs: Runs, tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(runs.clean, data)

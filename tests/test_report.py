@@ -219,3 +219,16 @@ def test_unreadable_overlays_show_the_no_overlay_state(
     assert len(parse(outcome.path).images) == len(before) - 3
     missing = outcome.path.read_text(encoding="utf-8").count("No overlay for this image")
     assert missing == outcome.gallery - len(before) + 3
+
+
+def test_regions_csv_without_a_column_is_a_usage_error(run: Run, tmp_path: Path) -> None:
+    copy = tmp_path / "run"
+    shutil.copytree(run.folder, copy)
+    rows = read_csv(copy / "regions.csv")
+    assert rows
+    with (copy / "regions.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, [c for c in rows[0] if c != "region_id"])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in r.items() if k != "region_id"} for r in rows)
+    result = CliRunner().invoke(app, ["report", str(copy)])
+    assert result.exit_code == 2 and "region_id" in result.output

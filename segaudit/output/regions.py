@@ -124,6 +124,13 @@ class RegionCollector:
 
 
 def read_regions(path: Path) -> list[dict[str, str]]:
-    """The rows of a regions.csv, for commands that work on a finished run."""
+    """The rows of a regions.csv, for commands that work on a finished run (the report, the
+    gate). Raises ValueError if the header lacks any of :data:`REGION_COLUMNS`."""
     with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        missing = [c for c in REGION_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"lacks column(s) {', '.join(missing)}; re-run `segaudit score` to write it"
+            )
+        return list(reader)
