@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from segaudit.cli import app
 from segaudit.errors import SegauditError
+from segaudit.output.table import issue_sentence
 from segaudit.report import ReportRequest, build_report, collect
 from segaudit.run import ScoreRequest, score
 
@@ -232,3 +233,21 @@ def test_regions_csv_without_a_column_is_a_usage_error(run: Run, tmp_path: Path)
         writer.writerows({k: v for k, v in r.items() if k != "region_id"} for r in rows)
     result = CliRunner().invoke(app, ["report", str(copy)])
     assert result.exit_code == 2 and "region_id" in result.output
+
+
+def test_issue_sentences_are_worded_once(run: Run, tmp_path: Path) -> None:
+    """The page's headline, its issue list and the command's output say each common issue
+    in the same words: issue_sentence's, with 'class' once."""
+    summary = json.loads((run.folder / "summary.json").read_text(encoding="utf-8"))
+    pairs = summary["common_label_issues"]
+    assert len(pairs) >= 3
+    sentences = [issue_sentence(p["given"], p["predicted"], p["pixels"]) for p in pairs]
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["report", str(run.folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert all(s in text for s in sentences[:3]) and "class class" not in text
+    html = out.read_text(encoding="utf-8")
+    for k, sentence in enumerate(sentences[:5]):
+        assert html.count(f"<li>{sentence}</li>") == (2 if k < 3 else 1)
+    assert "class class" not in html

@@ -22,6 +22,7 @@ from PIL import Image
 from segaudit.config import generated_palette
 from segaudit.output.atomic import atomic_write
 from segaudit.output.overlay import IMAGE_ERRORS
+from segaudit.output.table import issue_sentence
 
 REPORT_FILE = "report.html"
 HISTOGRAM_BINS = 20
@@ -62,9 +63,9 @@ class ReportData:
         return sum(int(p["pixels"]) for p in self.issues())
 
     def issue_sentences(self, top: int) -> list[str]:
+        """The ``top`` most common issues in words."""
         return [
-            f"{p['given']} is potentially mislabeled as {p['predicted']} "
-            f"on {int(p['pixels']):,} pixels"
+            issue_sentence(p["given"], p["predicted"], int(p["pixels"]))
             for p in self.issues()[:top]
         ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -122,12 +122,7 @@ def read_ranking(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def pair_text(given: str, predicted: str, pixels: int) -> str:
+def issue_sentence(given: str, predicted: str, pixels: int) -> str:
+    """One common label issue in words, as the reference (cleanlab) words it; the one place
+    this sentence is built (the report page and `segaudit report` use it)."""
     return f"class {given} is potentially mislabeled as {predicted} on {pixels:,} pixels"
-
-
-def describe_common_issues(summary: dict[str, Any], top: int = 5) -> Sequence[str]:
-    return [
-        pair_text(row["given"], row["predicted"], row["pixels"])
-        for row in summary["common_label_issues"][:top]
-    ]
