@@ -13,8 +13,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from segaudit.cli import app
+from segaudit.core.pixel import SUM_TOLERANCE, digest_image
+from segaudit.errors import ProbabilityError
 from segaudit.inspect import inspect_dataset
-from segaudit.io.transforms import Layout
+from segaudit.io.transforms import Layout, summarize_values
 
 runner = CliRunner()
 K = 3
@@ -170,3 +172,22 @@ def test_corrupt_probability_chunk_is_a_problem(tmp_path: Path) -> None:
     assert report.probs.looks_like == "probabilities"
     result = runner.invoke(app, ["inspect", "--labels", str(masks), "--probs", str(store)])
     assert result.exit_code == 2 and "cannot read image #1" in result.output
+
+
+@pytest.mark.parametrize("column", [0, 1])  # pixel (0, 0) is sampled, (0, 1) is not
+def test_inspect_and_score_judge_sums_alike(column: int) -> None:
+    """inspect's 'looks like probabilities' and the audit's sum check share the tolerance
+    and the sampled pixels (core.pixel's), so they agree just inside and just outside it."""
+    h, w = 200, 300  # large enough that the sample skips pixels
+    for factor, inside in ((0.9, True), (1.1, False)):
+        probs = np.full((K, h, w), 1.0 / K, np.float64)
+        probs[0, 0, column] += factor * SUM_TOLERANCE
+        summary = summarize_values(probs)
+        sampled = column == 0
+        assert summary.looks_like_probs == (inside or not sampled)
+        labels = np.zeros((h, w), np.uint8)
+        if inside or not sampled:
+            digest_image("a", labels, probs)
+        else:
+            with pytest.raises(ProbabilityError):
+                digest_image("a", labels, probs)

@@ -15,12 +15,8 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
+from segaudit.core.pixel import SUM_SAMPLE, SUM_TOLERANCE
 from segaudit.errors import ImageError, OptionError
-
-#: Sampled pixels per image when checking that values look like probabilities.
-CHECK_SAMPLE = 4096
-#: How far from 1 a pixel's class probabilities may sum before they are "not probabilities".
-SUM_TOLERANCE = 0.02
 
 
 class Layout(StrEnum):
@@ -59,8 +55,10 @@ def softmax(logits: NDArray[np.floating]) -> NDArray[np.float32]:
 
 
 def _sample(probs: NDArray[np.floating]) -> NDArray[np.float64]:
+    """About SUM_SAMPLE pixels on a regular grid: the pixels the audit's own check looks at
+    (core.pixel), so inspect and score judge "sums to 1" alike."""
     _, h, w = probs.shape
-    step = max(1, int(np.sqrt(h * w / CHECK_SAMPLE)))
+    step = max(1, int(np.sqrt(h * w / SUM_SAMPLE)))
     return np.asarray(probs[:, ::step, ::step], dtype=np.float64)
 
 
