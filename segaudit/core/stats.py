@@ -36,11 +36,6 @@ class ClassStats:
         self.exact_sums = [0] * self.num_classes
         self.counts = np.zeros(self.num_classes, np.int64)
 
-    @property
-    def sums(self) -> NDArray[np.float64]:
-        """The per-class sums, rounded to float64."""
-        return np.array([float(Fraction(s, 1 << _EXACT_SHIFT)) for s in self.exact_sums])
-
     def update(self, given: NDArray[np.intp], self_confidence: NDArray[np.float64]) -> None:
         """given and self_confidence of the valid pixels of one image."""
         image_sums = np.bincount(given, weights=self_confidence, minlength=self.num_classes)

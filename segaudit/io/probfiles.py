@@ -95,10 +95,6 @@ class FileProbs:
             raise DatasetError(f"{folder}: no per-image .npy/.npz probability files found")
         return cls(str(folder), files)
 
-    def shape_of(self, image_id: str) -> tuple[int, ...]:
-        """The stored shape of one image's array (reads only the header for .npy)."""
-        return tuple(load_probs_file(image_id, self.files[image_id]).shape)
-
     def read(self, image_id: str, path: Path | None = None) -> NDArray[np.floating]:
         """One image's stored array (layout as on disk)."""
         target = path if path is not None else self.files[image_id]
