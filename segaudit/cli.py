@@ -488,7 +488,7 @@ def report(
         highlight=False,
     )
     for sentence in outcome.top_issues:
-        out.print(f"  class {sentence}", highlight=False)
+        out.print(f"  {sentence}")
     out.print(f"report: {outcome.path} ({outcome.size_bytes / 1e6:.1f} MB)", highlight=False)
 
 

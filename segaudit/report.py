@@ -199,6 +199,5 @@ def build_report(request: ReportRequest) -> ReportOutcome:
         gallery=len(data.gallery),
         flagged_pixels=data.flagged_pixels,
         class_name=data.class_name,
-        # The CLI prints "class " before each (cli.py); drop the removeprefix when it does not.
-        top_issues=[s.removeprefix("class ") for s in data.issue_sentences(3)],
+        top_issues=data.issue_sentences(3),
     )

@@ -103,11 +103,16 @@ def _ordered_bits(
     return np.ascontiguousarray(probs).view(view), first_bad
 
 
-def _check_sums(image_id: str, probs: NDArray[np.floating]) -> None:
-    """Raise if a sample of pixels' class probabilities do not sum to about 1."""
+def sample_pixels(probs: NDArray[np.floating]) -> NDArray[np.floating]:
+    """About SUM_SAMPLE pixels on a regular grid (a view): where "sums to 1" is checked."""
     _, h, w = probs.shape
     step = max(1, int(np.sqrt(h * w / SUM_SAMPLE)))
-    sums = np.add.reduce(probs[:, ::step, ::step], axis=0, dtype=np.float64)
+    return probs[:, ::step, ::step]
+
+
+def _check_sums(image_id: str, probs: NDArray[np.floating]) -> None:
+    """Raise if a sample of pixels' class probabilities do not sum to about 1."""
+    sums = np.add.reduce(sample_pixels(probs), axis=0, dtype=np.float64)
     worst = float(np.max(np.abs(sums - 1.0))) if sums.size else 0.0
     if worst > SUM_TOLERANCE:
         raise ProbabilityError(

@@ -15,7 +15,7 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from segaudit.core.pixel import SUM_SAMPLE, SUM_TOLERANCE
+from segaudit.core.pixel import SUM_TOLERANCE, sample_pixels
 from segaudit.errors import ImageError, OptionError
 
 
@@ -55,11 +55,9 @@ def softmax(logits: NDArray[np.floating]) -> NDArray[np.float32]:
 
 
 def _sample(probs: NDArray[np.floating]) -> NDArray[np.float64]:
-    """About SUM_SAMPLE pixels on a regular grid: the pixels the audit's own check looks at
-    (core.pixel), so inspect and score judge "sums to 1" alike."""
-    _, h, w = probs.shape
-    step = max(1, int(np.sqrt(h * w / SUM_SAMPLE)))
-    return np.asarray(probs[:, ::step, ::step], dtype=np.float64)
+    """The pixels the audit's own check looks at (core.pixel.sample_pixels), so inspect
+    and score judge "sums to 1" alike."""
+    return np.asarray(sample_pixels(probs), dtype=np.float64)
 
 
 @dataclass(frozen=True)
