@@ -167,8 +167,18 @@ def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) ->
 
     _remove_stale(request.out)
     top = [r.index for r in result.ranking()[: request.top] if r.skipped is None]
+    manifest_images = {
+        image_id: path
+        for image_id, path in zip(dataset.ids, dataset.images, strict=False)
+        if path is not None
+    }
     writer = OverlayWriter(
-        request.out / OVERLAY_DIR, classes, set(top), request.images, region_options
+        request.out / OVERLAY_DIR,
+        classes,
+        set(top),
+        request.images,
+        region_options,
+        image_files=manifest_images,
     )
     render_overlays(dataset, result, writer, classes.ignore)
     writer.write_index()

@@ -148,3 +148,14 @@ def test_unreadable_photo_falls_back_to_the_given_labels(tmp_path: Path, bomb_pn
     writer(0, "a", digest, digest.disagrees)  # through the sink, as in a run
     with Image.open(writer.written[0]) as written:
         assert np.array_equal(np.asarray(written), plain)
+
+
+def test_manifest_image_path_is_used_and_wins_over_the_folder(tmp_path: Path) -> None:
+    """A manifest's `image` column names the picture, wherever it is and however named."""
+    h, w = 20, 30
+    digest = _digest(h, w, (slice(2, 6), slice(2, 6)))
+    elsewhere = _photo_file(tmp_path / "photos", h, w).rename(tmp_path / "photos" / "x.png")
+    writer = OverlayWriter(tmp_path, CLASSES, {0}, image_files={"a": elsewhere})
+    assert _panels(writer.render("a", digest, digest.disagrees), w) == 4
+    without = OverlayWriter(tmp_path, CLASSES, {0})
+    assert _panels(without.render("a", digest, digest.disagrees), w) == 3

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,6 +248,7 @@ class OverlayWriter:
     indices: Collection[int]
     images_dir: Path | None = None
     region_options: RegionOptions = field(default_factory=RegionOptions)
+    image_files: Mapping[str, Path] = field(default_factory=dict)  # from a manifest; wins
     written: dict[int, Path] = field(default_factory=dict)
     ids: dict[int, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -335,7 +336,7 @@ class OverlayWriter:
         An unreadable picture is treated as a missing one (the sheet is drawn over the given
         labels): it is only shown to the reviewer, so it must not stop the run.
         """
-        path = find_image(self.images_dir, image_id)
+        path = self.image_files.get(image_id) or find_image(self.images_dir, image_id)
         if path is None:
             return None
         try:
