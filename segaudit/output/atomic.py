@@ -62,24 +62,6 @@ def _temp_beside(path: Path, suffix: str) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path, mode: str = "w") -> Iterator[IO[str]]:
-    """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
-    fd, temp = _temp_beside(path, ".tmp")
-    try:
-        with os.fdopen(fd, mode, encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException as error:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        if isinstance(error, OSError):
-            raise _cannot_write(path, error) from None
-        raise
-
-
-@contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for a library that writes by name (e.g. Pillow)."""
     fd, temp = _temp_beside(path, path.suffix)
@@ -93,3 +75,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
         if isinstance(error, OSError):
             raise _cannot_write(path, error) from None
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "w") -> Iterator[IO[str]]:
+    """Open a temporary text file beside ``path``; rename it over ``path`` only on success."""
+    with atomic_path(path) as temp, temp.open(mode, encoding="utf-8", newline="") as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
