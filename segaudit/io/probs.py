@@ -49,15 +49,36 @@ def _check_array(path: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Non
 
 
 @dataclass
-class NpyProbs:
-    """A .npy file opened memory-mapped: pages are read as images are used."""
+class _ArrayProbs:
+    """One (N, K, H, W) array read by slices along N. It pickles by path (for Dask
+    workers): the data is never shipped, the worker reopens the array."""
 
     path: str
     shape: tuple[int, int, int, int]
     dtype: np.dtype[Any]
     block_size: int
     image_ids: list[str] | None
-    _array: np.memmap[Any, Any]
+    _array: Any
+
+    def read(self, start: int, stop: int) -> NDArray[np.floating]:
+        return np.asarray(self._array[start:stop])
+
+    def _reopen(self) -> Any:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_array"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._array = self._reopen()
+
+
+@dataclass
+class NpyProbs(_ArrayProbs):
+    """A .npy file opened memory-mapped: pages are read as images are used."""
 
     @classmethod
     def open(cls, path: Path) -> NpyProbs:
@@ -69,31 +90,14 @@ class NpyProbs:
         block = images_per_block(array.shape, array.dtype)
         return cls(str(path), array.shape, array.dtype, block, None, array)
 
-    def read(self, start: int, stop: int) -> NDArray[np.floating]:
-        return np.asarray(self._array[start:stop])
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle by path (for Dask workers): the data is never shipped, only reopened."""
-        state = dict(self.__dict__)
-        del state["_array"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._array = np.load(self.path, mmap_mode="r")
+    def _reopen(self) -> Any:
+        return np.load(self.path, mmap_mode="r")
 
 
 @dataclass
-class ZarrProbs:
+class ZarrProbs(_ArrayProbs):
     """A zarr (v2 or v3) array; blocks are whole chunks along N (so each chunk is read once),
     several small chunks at a time: zarr decodes the chunks of one read concurrently."""
-
-    path: str
-    shape: tuple[int, int, int, int]
-    dtype: np.dtype[Any]
-    block_size: int
-    image_ids: list[str] | None
-    _array: Any
 
     @classmethod
     def open(cls, path: Path | str) -> ZarrProbs:
@@ -107,18 +111,8 @@ class ZarrProbs:
         block = images_per_block((n, k, h, w), dtype, int(array.chunks[0]))
         return cls(str(path), (n, k, h, w), dtype, block, image_ids, array)
 
-    def read(self, start: int, stop: int) -> NDArray[np.floating]:
-        return np.asarray(self._array[start:stop])
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle by store path or URL (for Dask workers); the worker reopens the array."""
-        state = dict(self.__dict__)
-        del state["_array"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._array = open_zarr_array(self.path)
+    def _reopen(self) -> Any:
+        return open_zarr_array(self.path)
 
 
 #: Array names tried, in order, when a zarr group holds several arrays.
