@@ -201,7 +201,7 @@ class FlagPartial:
         self.flagged.update(other.flagged)
 
 
-def _digests(
+def image_digests(
     dataset: Dataset,
     block: range,
     options: AuditOptions,
@@ -256,12 +256,12 @@ def stats_block(dataset: Dataset, block: range, options: AuditOptions) -> StatsP
     """Pass 1 over one block."""
     k = dataset.num_classes
     partial = StatsPartial(ClassStats(k), ScoreHistogram(), ConfidenceHistogram(k))
-    for image, digest in _digests(dataset, block, options, frozenset()):
-        _add_stats(partial, image, digest, options)
+    for image, digest in image_digests(dataset, block, options, frozenset()):
+        add_stats(partial, image, digest, options)
     return partial
 
 
-def _add_stats(
+def add_stats(
     partial: StatsPartial,
     image: LoadedImage,
     digest: PixelDigest | ImageError,
@@ -291,7 +291,7 @@ def _add_stats(
     )
 
 
-def _confident(digest: PixelDigest, thresholds: NDArray[np.float64]) -> int:
+def count_confident(digest: PixelDigest, thresholds: NDArray[np.float64]) -> int:
     disagree = digest.disagrees
     predicted = digest.predicted[disagree]
     limit = thresholds[predicted] - COMPARISON_MARGIN
@@ -308,10 +308,10 @@ def refine_block(
 ) -> RefinePartial:
     """The refine pass over one block (float32/float64 input only)."""
     partial = RefinePartial(0, FineCounts(*window))
-    for _, digest in _digests(dataset, block, options, skip, first_read=False):
+    for _, digest in image_digests(dataset, block, options, skip, first_read=False):
         if isinstance(digest, ImageError):
             continue
-        partial.confident_count += _confident(digest, thresholds)
+        partial.confident_count += count_confident(digest, thresholds)
         partial.fine.update(digest.self_confidence[digest.valid])
     return partial
 
@@ -334,16 +334,16 @@ def flag_block(
     k = dataset.num_classes
     partial = FlagPartial(np.zeros((k, k), np.int64))
     below = -math.inf if cutoff.value is None else cutoff.value
-    for image, digest in _digests(
+    for image, digest in image_digests(
         dataset, block, options, skip, first_read=False, predict_below=below
     ):
         if isinstance(digest, ImageError):
             continue
-        _add_flags(partial, image, digest, cutoff, sinks)
+        add_flags(partial, image, digest, cutoff, sinks)
     return partial
 
 
-def _add_flags(
+def add_flags(
     partial: FlagPartial,
     image: LoadedImage,
     digest: PixelDigest,
@@ -384,7 +384,7 @@ class _Mergeable(Protocol):
 _Partial = TypeVar("_Partial", bound=_Mergeable)
 
 
-def _merge_all(
+def merge_all(
     results: Iterable[object],
     kind: type[_Partial],
     stage: str,
@@ -435,7 +435,7 @@ def run_pass_one(
     if not blocks:
         raise DatasetError("the dataset has no images")
     start = time.perf_counter()
-    stats: StatsPartial = _merge_all(
+    stats: StatsPartial = merge_all(
         executor.map(lambda b: stats_block(dataset, b, options), blocks),
         StatsPartial,
         "statistics",
@@ -453,7 +453,7 @@ def run_pass_one(
     else:
         start = time.perf_counter()
         window = refine_window(stats.scores, low, high)
-        refined: RefinePartial = _merge_all(
+        refined: RefinePartial = merge_all(
             executor.map(
                 lambda b: refine_block(dataset, b, options, thresholds, window, skip), blocks
             ),
@@ -516,7 +516,7 @@ def run_audit(
     one = run_pass_one(dataset, options, executor, on_progress, timings)
 
     start = time.perf_counter()
-    flags: FlagPartial = _merge_all(
+    flags: FlagPartial = merge_all(
         executor.map(
             lambda b: flag_block(dataset, b, options, one.cutoff, one.skip, sinks), blocks
         ),

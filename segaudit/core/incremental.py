@@ -34,12 +34,12 @@ from segaudit.core.audit import (
     ProgressCallback,
     SerialExecutor,
     StatsPartial,
-    _add_flags,
-    _add_stats,
-    _confident,
-    _digests,
-    _merge_all,
+    add_flags,
+    add_stats,
+    count_confident,
+    image_digests,
     image_records,
+    merge_all,
     skipped_indices,
 )
 from segaudit.core.dataset import Dataset
@@ -76,12 +76,12 @@ def calibrated_block(
         StatsPartial(ClassStats(k), ScoreHistogram(), ConfidenceHistogram(k)),
         FlagPartial(np.zeros((k, k), np.int64)),
     )
-    for image, digest in _digests(dataset, block, options, frozenset()):
-        _add_stats(partial.stats, image, digest, options, histograms=False)
+    for image, digest in image_digests(dataset, block, options, frozenset()):
+        add_stats(partial.stats, image, digest, options, histograms=False)
         if isinstance(digest, ImageError):
             continue
-        partial.confident_count += _confident(digest, thresholds)
-        _add_flags(partial.flags, image, digest, cutoff, sinks)
+        partial.confident_count += count_confident(digest, thresholds)
+        add_flags(partial.flags, image, digest, cutoff, sinks)
     return partial
 
 
@@ -108,7 +108,7 @@ def run_calibrated_audit(
     executor = executor or SerialExecutor()
     blocks = list(dataset.blocks())
     start = time.perf_counter()
-    merged: CalibratedPartial = _merge_all(
+    merged: CalibratedPartial = merge_all(
         executor.map(
             lambda b: calibrated_block(dataset, b, options, thresholds, cutoff, sinks), blocks
         ),
