@@ -292,6 +292,8 @@ def add_stats(
 
 
 def count_confident(digest: PixelDigest, thresholds: NDArray[np.float64]) -> int:
+    """This image's share of T: disagreeing pixels whose predicted class's probability
+    reaches that class's threshold (less the reference's 1e-6 margin)."""
     disagree = digest.disagrees
     predicted = digest.predicted[disagree]
     limit = thresholds[predicted] - COMPARISON_MARGIN
