@@ -122,3 +122,24 @@ def test_shipped_sink_delivers_at_once_outside_dask() -> None:
     digest: Any = None
     sink(4, "a", digest, np.zeros((1, 1), bool))
     assert got == [("x", 4)]
+
+
+def test_cli_scheduler_option_gives_the_threaded_run_folder(
+    tmp_path: Path, client: Any, make_dataset: Callable[..., Any]
+) -> None:
+    from typer.testing import CliRunner
+
+    from segaudit.cli import app
+
+    made = make_dataset(tmp_path / "data", n=5, k=3, h=12, w=14, chunk=2, seed=9)
+    outputs = {}
+    for name, extra in (
+        ("threads", ["--workers", "2"]),
+        ("dask", ["--scheduler", client.scheduler.address]),
+    ):
+        out = tmp_path / name
+        args = ["score", "--labels", str(made.masks), "--probs", str(made.probs_path)]
+        result = CliRunner().invoke(app, [*args, "--out", str(out), "--top", "0", *extra])
+        assert result.exit_code == 0, result.output
+        outputs[name] = (out / "ranking.csv").read_text()
+    assert outputs["dask"] == outputs["threads"]

@@ -334,3 +334,13 @@ def test_help_mentions_every_option(path: list[str], command: Any) -> None:
                 assert name in result.output, (path, name)
     if path:
         assert command.help, f"{' '.join(path)} has no help text"
+
+
+def test_worker_count_does_not_change_the_outputs(example: Any, tmp_path: Path) -> None:
+    texts = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        assert score(example, out, "--workers", workers, "--top", "0").exit_code == 0
+        texts.append([(out / name).read_text() for name in ("ranking.csv", "regions.csv")])
+    assert texts[0] == texts[1]
+    assert score(example, tmp_path / "bad", "--workers", "0").exit_code == 2
