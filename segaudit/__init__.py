@@ -6,6 +6,8 @@ datasets on disk through :func:`run_audit`.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from segaudit.api import (
     ArrayDataset,
     audit_arrays,
@@ -17,7 +19,10 @@ from segaudit.api import (
 from segaudit.core.audit import AuditOptions, AuditResult, ImageRecord, IssuePair, run_audit
 from segaudit.errors import SegauditError
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("segaudit")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ArrayDataset",

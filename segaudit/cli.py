@@ -1,13 +1,22 @@
-"""The ``segaudit`` command line: parse, call the library, print. Nothing else lives here."""
+"""The ``segaudit`` command line: options and rendering. Each command parses its options,
+calls one function of :mod:`segaudit.commands`, and prints what it returns.
+
+Everything printed that came from users' files (ids, class names, paths, messages) goes
+through :func:`shown`, which escapes control characters: a name with a newline cannot
+start a line of output that a CI system reads as a command (GitHub's ``::``).
+"""
 
 from __future__ import annotations
 
 import functools
+import signal
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -16,8 +25,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from segaudit.ci_output import GateRequest, check_gate_request, run_gate
-from segaudit.errors import ConfigError, ExitCode, SegauditError
+from segaudit.commands.check import GateRequest, check_gate_request, run_gate
+from segaudit.errors import ExitCode, OptionError, SegauditError
+from segaudit.io.inputs import InputSpec
 from segaudit.io.transforms import Layout, Resize
 
 app = typer.Typer(
@@ -27,18 +37,44 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Markup off: ids, paths and messages come from users' files and may hold "[...]".
-console = Console(stderr=True, markup=False, highlight=False)
-out = Console(markup=False, highlight=False)
+# Markup off: ids, paths and messages come from users' files and may hold "[...]". Off a
+# terminal (CI logs) lines are not wrapped and table cells not cut short.
+_WIDTH = None if sys.stdout.isatty() else 100_000
+console = Console(stderr=True, markup=False, highlight=False, width=_WIDTH)
+out = Console(markup=False, highlight=False, width=_WIDTH)
+
+
+def shown(text: str) -> str:
+    """Text from users' files, safe to print: control characters (newlines, escapes, a
+    carriage return) are shown as escapes, everything else as it is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _say(label: str, style: str, message: str) -> None:
-    """One line on stderr: a coloured label, then the message exactly as it is."""
-    console.print(Text.assemble((label, style), " ", message), soft_wrap=True)
+    """One line on stderr: a coloured label, then the message (control characters escaped)."""
+    console.print(Text.assemble((label, style), " ", shown(message)), soft_wrap=True)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that clean-up runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
 
 
 F = TypeVar("F", bound=Callable[..., Any])
 _debug = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        from segaudit import __version__
+
+        out.print(f"segaudit {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -46,8 +82,18 @@ def _main(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show a traceback for unexpected errors.")
     ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
-    """segaudit: rank images by how likely their labels are wrong, show where, gate CI."""
+    """segaudit: rank images by how likely their labels are wrong, show where, gate CI.
+
+    Exit codes: 0 done (gate passed), 1 gate failed, 2 bad input or options (the message
+    says what and where), 3 unexpected error (a bug: please report it), 130 interrupted
+    (Ctrl-C), 143 terminated (SIGTERM). Interrupted runs leave no partial output."""
     global _debug
     _debug = debug
 
@@ -64,9 +110,18 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(ExitCode.USAGE) from None
         except KeyboardInterrupt:
             _say(
-                "interrupted:", "yellow", "files already written are whole; nothing is half-written"
+                "interrupted:",
+                "yellow",
+                "nothing was half-written; earlier outputs are as they were",
             )
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except Terminated:
+            _say(
+                "terminated:",
+                "yellow",
+                "nothing was half-written; earlier outputs are as they were",
+            )
+            raise typer.Exit(ExitCode.TERMINATED) from None
         except typer.Exit:
             raise
         except Exception as error:
@@ -91,6 +146,7 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
         "refine": "pass 1b: exact cutoff",
         "issues": "pass 2: flag pixels",
         "calibrated": "one pass (calibrated)",
+        "overlays": "overlays",
     }
     with Progress(
         TextColumn("{task.description:<24}"),
@@ -295,43 +351,70 @@ def score(
     junit: Annotated[Path | None, _JUNIT] = None,
     json_out: Annotated[Path | None, _JSON] = None,
 ) -> None:
-    """Score every image's labels and write the ranking, summary, regions and overlays.
+    """Score every image's labels and write the run folder: ranking.csv, summary.json,
+    regions.csv, masks.json and overlays/ (replaced whole, or left as it was on failure).
 
     With --policy, also check the run against the policy (exit 1 when it fails)."""
-    from segaudit.run import ScoreRequest
-    from segaudit.run import score as run_score
+    from segaudit.commands.score import ScoreOptions
+    from segaudit.commands.score import score as run_score
+    from segaudit.core.regions import RegionOptions
 
     gate = None
     if policy is not None:  # every gate argument is checked before scoring starts
         gate = GateRequest(out_dir, policy, baseline, update_baseline, junit, json_out)
         gate = replace(gate, policy=check_gate_request(gate))
     elif baseline or update_baseline or junit or json_out:
-        raise ConfigError("--baseline, --update-baseline, --junit and --json need --policy")
+        raise OptionError("--baseline, --update-baseline, --junit and --json need --policy")
 
-    request = ScoreRequest(
-        labels=labels,
-        probs=_probs_location(probs),
+    spec = _input_spec(
+        labels, probs, manifest, ids, classes, layout, logits, resize, downsample, ignore_index
+    )
+    options = ScoreOptions(
+        inputs=replace(spec, images=images),
         out=out_dir,
-        images=images,
-        ids=ids,
-        classes=classes,
         temperature=temperature,
-        ignore=_ignore_values(ignore_index),
-        top=top,
         strict=strict,
         workers=workers,
         scheduler=scheduler,
-        connectivity=connectivity,
-        min_region_area=min_region_area,
+        top=top,
+        regions=RegionOptions(connectivity, min_region_area),
+        calibration=calibration,
+    )
+    with progress_bars() as on_progress:
+        outcome = run_score(options, on_progress)
+    _print_ranking(outcome)
+    if gate is not None:
+        _gate(gate)
+
+
+def _input_spec(
+    labels: Path | None,
+    probs: str | None,
+    manifest: Path | None,
+    ids: Path | None,
+    classes: Path | None,
+    layout: Layout,
+    logits: bool,
+    resize: Resize | None,
+    downsample: int,
+    ignore_index: list[int] | None,
+) -> InputSpec:
+    return InputSpec(
+        labels=labels,
+        probs=_probs_location(probs),
         manifest=manifest,
+        ids=ids,
+        classes=classes,
         layout=layout,
         logits=logits,
         resize=resize,
         downsample=downsample,
-        calibration=calibration,
+        ignore=_ignore_values(ignore_index),
     )
-    with progress_bars() as on_progress:
-        outcome = run_score(request, on_progress)
+
+
+def _print_ranking(outcome: Any) -> None:
+    """The ten most suspect images, skipped ones, totals, and where the outputs are."""
     result = outcome.result
     names = outcome.classes.names
     table = Table(title="Most suspect images", title_justify="left")
@@ -339,12 +422,14 @@ def score(
         table.add_column(column, justify="right" if column != "image" else "left")
     for rank, record in enumerate(result.ranking()[:10], start=1):
         pair = (
-            f"{names[record.top_given]} → {names[record.top_predicted]}"
+            f"{shown(names[record.top_given])} → {shown(names[record.top_predicted])}"
             if record.top_given is not None and record.top_predicted is not None
             else ""
         )
         quality = "skipped" if record.skipped else f"{record.label_quality:.4f}"
-        table.add_row(str(rank), record.image_id, quality, f"{record.flagged_pixels:,}", pair)
+        table.add_row(
+            str(rank), shown(record.image_id), quality, f"{record.flagged_pixels:,}", pair
+        )
     out.print(table)
     skipped = [r for r in result.images if r.skipped]
     for record in skipped[:5]:
@@ -353,20 +438,15 @@ def score(
         _say("skipped", "yellow", f"{len(skipped) - 5} more (see ranking.csv)")
     out.print(
         f"{len(result.images)} images, {result.flagged_pixels:,} pixels flagged "
-        f"of {result.valid_pixels:,}; T = {result.confident_count:,}",
-        highlight=False,
+        f"of {result.valid_pixels:,}; T = {result.confident_count:,}"
     )
-    out.print(f"ranking:  {outcome.ranking_path}", highlight=False)
-    out.print(f"summary:  {outcome.summary_path}", highlight=False)
-    if outcome.regions_path is not None:
-        out.print(f"regions:  {outcome.regions_path}", highlight=False)
+    folder = outcome.folder
+    out.print(f"run folder: {shown(str(folder))}")
+    out.print(f"ranking:  {shown(str(folder / 'ranking.csv'))}")
+    out.print(f"summary:  {shown(str(folder / 'summary.json'))}")
+    out.print(f"regions:  {shown(str(folder / 'regions.csv'))}")
     if outcome.overlays:
-        out.print(
-            f"overlays: {outcome.overlays[0].parent} ({len(outcome.overlays)} images)",
-            highlight=False,
-        )
-    if gate is not None:
-        _gate(gate)
+        out.print(f"overlays: {shown(str(folder / 'overlays'))} ({len(outcome.overlays)} images)")
 
 
 def _gate(request: GateRequest) -> None:
@@ -374,8 +454,8 @@ def _gate(request: GateRequest) -> None:
     outcome = run_gate(request)
     for line in outcome.lines:
         style = "red" if line.startswith(("FAIL", "gate FAILED")) else None
-        out.print(line, style=style, soft_wrap=True)
-    for line in outcome.annotations:
+        out.print(shown(line), style=style, soft_wrap=True)
+    for line in outcome.annotations:  # workflow commands: their data is escaped already
         typer.echo(line)
     raise typer.Exit(outcome.exit_code)
 
@@ -421,41 +501,26 @@ def calibrate(
     """Run pass 1 on a trusted set and save thresholds and the selection cutoff.
 
     Then `segaudit score --calibration FILE` scores new batches in one pass."""
-    from segaudit.calibration import calibrate as run_calibrate
-    from segaudit.run import ScoreRequest
+    from segaudit.commands.calibrate import CalibrateOptions
+    from segaudit.commands.calibrate import calibrate as run_calibrate
 
-    request = ScoreRequest(
-        labels=labels,
-        probs=_probs_location(probs),
-        out=out_file.parent,
-        ids=ids,
-        classes=classes,
-        temperature=temperature,
-        ignore=_ignore_values(ignore_index),
-        strict=strict,
-        workers=workers,
-        manifest=manifest,
-        layout=layout,
-        logits=logits,
-        resize=resize,
-        downsample=downsample,
+    spec = _input_spec(
+        labels, probs, manifest, ids, classes, layout, logits, resize, downsample, ignore_index
     )
+    options = CalibrateOptions(spec, out_file, temperature, strict, workers)
     with progress_bars() as on_progress:
-        result = run_calibrate(request, out_file, on_progress)
+        result = run_calibrate(options, on_progress)
     table = Table(title="Per-class thresholds", title_justify="left")
     for column in ("class", "threshold", "labelled px"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, threshold, count in zip(
         result.class_names, result.thresholds, result.labelled_pixels, strict=True
     ):
-        table.add_row(name, f"{threshold:.4f}", f"{count:,}")
+        table.add_row(shown(name), f"{threshold:.4f}", f"{count:,}")
     out.print(table)
     cutoff = "none" if result.cutoff is None else f"{result.cutoff:.6g}"
-    out.print(
-        f"{result.num_images} images; T = {result.confident_count:,}; cutoff = {cutoff}",
-        highlight=False,
-    )
-    out.print(f"calibration: {out_file}", highlight=False)
+    out.print(f"{result.num_images} images; T = {result.confident_count:,}; cutoff = {cutoff}")
+    out.print(f"calibration: {shown(str(out_file))}")
 
 
 @app.command()
@@ -478,18 +543,17 @@ def report(
     ] = None,
 ) -> None:
     """Write one self-contained HTML page for reviewing a run: worst images first."""
-    from segaudit.report import ReportRequest, build_report
+    from segaudit.commands.report import ReportRequest, build_report
 
     outcome = build_report(ReportRequest(run_dir, out_file, top, class_name))
-    scope = f" (class {outcome.class_name})" if outcome.class_name is not None else ""
+    scope = f" (class {shown(outcome.class_name)})" if outcome.class_name is not None else ""
     out.print(
         f"{outcome.images} images{scope}, {outcome.flagged_pixels:,} flagged pixels; "
-        f"gallery of the {outcome.gallery} most suspect",
-        highlight=False,
+        f"gallery of the {outcome.gallery} most suspect"
     )
     for sentence in outcome.top_issues:
-        out.print(f"  {sentence}")
-    out.print(f"report: {outcome.path} ({outcome.size_bytes / 1e6:.1f} MB)", highlight=False)
+        out.print(f"  {shown(sentence)}")
+    out.print(f"report: {shown(str(outcome.path))} ({outcome.size_bytes / 1e6:.1f} MB)")
 
 
 @app.command("validate-config")
@@ -498,9 +562,9 @@ def validate_config(
     file: Annotated[Path, typer.Argument(help="A classes config or a gate policy (YAML).")],
 ) -> None:
     """Check a classes config (or a gate policy) and say what is wrong, by key path."""
-    from segaudit.config import validate_config_file
+    from segaudit.commands.validate import validate_config_file
 
-    out.print(f"OK {validate_config_file(file)}", highlight=False)
+    out.print(f"OK {shown(validate_config_file(file))}")
 
 
 @app.command()
@@ -522,8 +586,8 @@ def inspect(
     """A fast look at a dataset before scoring: counts, sizes, dtypes, layout, classes, pairing.
 
     Exits 2 when score would refuse the dataset (pairing problems, unopenable files)."""
-    from segaudit.config import load_classes
-    from segaudit.inspect import inspect_dataset
+    from segaudit.commands.inspect import inspect_dataset
+    from segaudit.config.classes import load_classes
 
     config = load_classes(classes) if classes else None
     report = inspect_dataset(
@@ -582,7 +646,8 @@ def inspect(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: SIGTERM ends a run as Ctrl-C does (clean-up, exit 143)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app(prog_name="segaudit")
 
 

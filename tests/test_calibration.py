@@ -23,20 +23,20 @@ from numpy.typing import NDArray
 from typer.testing import CliRunner
 
 from segaudit.api import ArrayDataset
-from segaudit.calibration import (
+from segaudit.cli import app
+from segaudit.config.calibration import (
     Calibration,
     check_compatible,
     load_calibration,
     write_calibration,
 )
-from segaudit.cli import app
-from segaudit.config import default_classes
+from segaudit.config.classes import default_classes
 from segaudit.core.audit import AuditOptions, AuditResult, run_audit
 from segaudit.core.dataset import LoadedImage
 from segaudit.core.incremental import run_calibrated_audit
 from segaudit.core.pixel import PixelDigest, digest_image
 from segaudit.errors import ConfigError, DatasetError
-from segaudit.io.dataset import FolderDataset
+from segaudit.io.inputs import open_folder
 
 
 def invoke(*args: object) -> tuple[int, str]:
@@ -97,7 +97,7 @@ def assert_same_run(full: AuditResult, single: AuditResult, a: MaskSink, b: Mask
 
 
 def test_trusted_set_reproduces_the_full_run_float16(example_dir: Any) -> None:
-    dataset = FolderDataset.open(example_dir.root / "masks", example_dir.root / "probs.zarr")
+    dataset = open_folder(example_dir.root / "masks", example_dir.root / "probs.zarr")
     options = AuditOptions()
     full_sink, single_sink = MaskSink(), MaskSink()
     full = run_audit(dataset, options, sinks=[full_sink])

@@ -23,8 +23,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from segaudit.baseline import write_baseline
 from segaudit.cli import app
+from segaudit.config.baseline import write_baseline
+from segaudit.config.classes import load_classes
+from segaudit.config.policy import load_policy
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "examples" / "ci"
@@ -112,7 +114,6 @@ def workspace_template(example_dir: Any, tmp_path_factory: pytest.TempPathFactor
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    write_baseline([], root / ".segaudit" / "known.json", "none", "test")
     return root
 
 
@@ -132,6 +133,9 @@ def test_recipe_runs_on_the_example(
         policy.write_text(yaml.safe_dump(PASSING_POLICY))
     else:
         shutil.copy(GATE_YAML, policy)
+    names = load_classes(workspace / "data" / "classes.yaml").names
+    known = workspace / ".segaudit" / "known.json"
+    write_baseline([], known, policy=load_policy(policy).name, classes=names, version="test")
     summary = tmp_path / "step-summary.md"
     env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
     if recipe != "github-actions.yml":

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from segaudit.cli import app
-from segaudit.config import load_classes, validate_config_file
+from segaudit.commands.validate import validate_config_file
+from segaudit.config.classes import load_classes
 from segaudit.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -103,7 +104,7 @@ def test_ignore_colors(tmp_path: Path) -> None:
         ("version: 2\nclasses: [{name: a, color: [0, 0, 0]}]\n", "version"),
         ("version: 1\nclasses: []\n", "classes"),
         (BASE.replace("name: b", "name: a"), "classes[1].name"),
-        (BASE.replace("[4, 5, 6]", "[4, 5, 600]"), "classes[1].color"),
+        (BASE.replace("[4, 5, 6]", "[4, 5, 600]"), "classes[1].color[2]"),
         (BASE.replace("name: b", "name: 7"), "classes[1].name"),
         (BASE + "remap: {5: 7}\n", "remap.5"),
         (BASE + "remap: [1, 2]\n", "remap"),
@@ -125,7 +126,7 @@ def test_not_a_mapping_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="mapping"):
         load_classes(write(tmp_path, "- 1\n- 2\n"))
     result = runner.invoke(app, ["validate-config", str(tmp_path / "missing.yaml")])
-    assert result.exit_code == 2 and "cannot read" in result.output
+    assert result.exit_code == 2 and "missing.yaml: not found" in result.output
 
 
 def test_a_file_with_rules_is_checked_as_a_gate_policy(tmp_path: Path) -> None:

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from segaudit.commands.score import ScoreOptions, score
 from segaudit.core.audit import AuditResult, run_audit
 from segaudit.core.pixel import PixelDigest
-from segaudit.dask_executor import DaskExecutor, ShippedSink
-from segaudit.io.dataset import FolderDataset
+from segaudit.execute import ThreadExecutor
+from segaudit.execute.dask import DaskExecutor, ShippedSink
+from segaudit.io.inputs import InputSpec, open_folder
+from segaudit.io.paired import PairedDataset
 from segaudit.io.probs import NpyProbs
-from segaudit.parallel import ThreadExecutor
-from segaudit.run import ScoreRequest, score
 
 distributed = pytest.importorskip("distributed")
 
@@ -44,7 +45,7 @@ def packed_mask(
 
 
 def collect_masks(
-    dataset: FolderDataset, executor: Any
+    dataset: PairedDataset, executor: Any
 ) -> tuple[AuditResult, dict[int, NDArray[np.bool_]]]:
     masks: dict[int, NDArray[np.bool_]] = {}
 
@@ -73,7 +74,7 @@ def test_dask_equals_local_with_masks(
     fmt: str, dtype: Any, tmp_path: Path, client: Any, make_dataset: Callable[..., Any]
 ) -> None:
     made = make_dataset(tmp_path, n=9, k=5, h=24, w=20, fmt=fmt, dtype=dtype, seed=3)
-    dataset = FolderDataset.open(made.masks, made.probs_path)
+    dataset = open_folder(made.masks, made.probs_path)
     local, local_masks = collect_masks(dataset, ThreadExecutor(2))
     remote, remote_masks = collect_masks(dataset, DaskExecutor(client, window=3))
     assert_same(local, remote)
@@ -85,7 +86,12 @@ def test_dask_equals_local_with_masks(
 
 def _score(made: Any, out: Path, scheduler: str | None) -> dict[str, Any]:
     score(
-        ScoreRequest(labels=made.masks, probs=made.probs_path, out=out, top=2, scheduler=scheduler)
+        ScoreOptions(
+            InputSpec(labels=made.masks, probs=made.probs_path),
+            out=out,
+            top=2,
+            scheduler=scheduler,
+        )
     )
     return json.loads((out / "summary.json").read_text())
 
@@ -107,13 +113,13 @@ def test_score_on_a_scheduler_writes_the_local_run_folder(
 
 def test_datasets_pickle_by_path_not_data(tmp_path: Path, make_dataset: Callable[..., Any]) -> None:
     made = make_dataset(tmp_path, n=4, k=5, h=64, w=64, fmt="npy")
-    dataset = FolderDataset.open(made.masks, made.probs_path)
+    dataset = open_folder(made.masks, made.probs_path)
     data = pickle.dumps(dataset)
     assert len(data) < made.probs.nbytes / 10
     copy = pickle.loads(data)
-    assert isinstance(copy.probs, NpyProbs)
-    assert isinstance(copy.probs._array, np.memmap)  # reopened memory-mapped
-    np.testing.assert_array_equal(copy.probs.read(1, 3), made.probs[1:3])
+    assert isinstance(copy.reader, NpyProbs)
+    assert isinstance(copy.reader._array, np.memmap)  # reopened memory-mapped
+    np.testing.assert_array_equal(copy.reader.read(1, 3), made.probs[1:3])
 
 
 def test_shipped_sink_delivers_at_once_outside_dask() -> None:

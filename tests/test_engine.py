@@ -20,8 +20,8 @@ from segaudit import ArrayDataset, AuditOptions, AuditResult, audit_arrays, run_
 from segaudit.core.dataset import Dataset
 from segaudit.core.pixel import PixelDigest
 from segaudit.errors import DatasetError, ImageError
-from segaudit.io.dataset import FolderDataset
-from segaudit.parallel import ThreadExecutor
+from segaudit.execute import ThreadExecutor
+from segaudit.io.inputs import open_folder
 
 
 @dataclass
@@ -88,7 +88,7 @@ def test_streamed_equals_in_memory(
     fmt: str, dtype: Any, tmp_path: Path, make_dataset: Callable[..., Any]
 ) -> None:
     made = make_dataset(tmp_path, n=7, k=6, h=14, w=18, dtype=dtype, fmt=fmt, seed=3, chunk=3)
-    streamed = audit(FolderDataset.open(made.masks, made.probs_path))
+    streamed = audit(open_folder(made.masks, made.probs_path))
     memory = in_memory(made.labels, made.probs)
     assert streamed.key(ids=False) == memory.key(ids=False)
     assert streamed.result.confident_count > 0 and streamed.masks.any()
@@ -112,7 +112,7 @@ def test_zarr_chunking_does_not_change_results(
         made = make_dataset(
             tmp_path / f"chunk{chunk}", n=n, k=5, h=12, w=20, dtype=dtype, seed=11, chunk=chunk
         )
-        dataset = FolderDataset.open(made.masks, made.probs_path)
+        dataset = open_folder(made.masks, made.probs_path)
         assert len(dataset.blocks()[0]) == chunk
         results.append(audit(dataset).key())
     assert results[0] == results[1] == results[2]
@@ -302,7 +302,7 @@ def test_unreadable_mask_is_skipped_or_fatal_when_strict(
 ) -> None:
     made = make_dataset(tmp_path, n=4, k=4, h=8, w=10, seed=1)
     (made.masks / f"{made.ids[3]}.png").write_bytes(b"not a png at all")
-    dataset = FolderDataset.open(made.masks, made.probs_path)
+    dataset = open_folder(made.masks, made.probs_path)
     result = run_audit(dataset)
     record = result.images[3]
     assert record.skipped is not None and "cannot read mask" in record.skipped
@@ -317,7 +317,7 @@ def test_mask_of_unsupported_mode_among_good_ones_is_skipped(
     made = make_dataset(tmp_path, n=3, k=4, h=8, w=10, seed=2)
     grey_alpha = np.stack([made.labels[1], np.full_like(made.labels[1], 255)], axis=2)
     Image.fromarray(grey_alpha, mode="LA").save(made.masks / f"{made.ids[1]}.png")
-    result = run_audit(FolderDataset.open(made.masks, made.probs_path))
+    result = run_audit(open_folder(made.masks, made.probs_path))
     skipped = result.images[1].skipped
     assert skipped is not None and "mode LA" in skipped
     assert result.images[0].skipped is None and result.images[2].skipped is None

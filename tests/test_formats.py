@@ -24,14 +24,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from segaudit.cli import app
-from segaudit.config import load_classes
+from segaudit.config.classes import load_classes
 from segaudit.core.dataset import LoadedImage
 from segaudit.errors import DatasetError, ImageError
 from segaudit.io import transforms
-from segaudit.io.dataset import DatasetSpec, FolderDataset, open_dataset
+from segaudit.io.inputs import InputSpec, open_folder, open_inputs
 from segaudit.io.masks import MaskDecoder, read_mask, remap_values
+from segaudit.io.paired import PairedDataset
 from segaudit.io.transforms import (
-    ImageTransform,
     Layout,
     Resize,
     downsample_labels,
@@ -55,7 +55,7 @@ def rng_probs(seed: int, k: int, h: int, w: int, dtype: Any = np.float32) -> NDA
     return (probs / probs.sum(axis=0)).astype(dtype)
 
 
-def load_all(dataset: FolderDataset) -> list[LoadedImage]:
+def load_all(dataset: PairedDataset) -> list[LoadedImage]:
     return [image for block in dataset.blocks() for image in dataset.load(block)]
 
 
@@ -185,7 +185,7 @@ def stacked(
     return ids, np.stack([rng_probs(10 + i, k, h, w) for i in range(n)])
 
 
-def assert_reads(dataset: FolderDataset, ids: list[str], probs: NDArray[Any]) -> None:
+def assert_reads(dataset: PairedDataset, ids: list[str], probs: NDArray[Any]) -> None:
     images = load_all(dataset)
     assert [image.image_id for image in images] == ids
     for image, expected in zip(images, probs, strict=True):
@@ -207,7 +207,7 @@ def test_zarr_array_v2_and_v3(
         zarr_format=zarr_format,
     )
     array[...] = probs
-    dataset = FolderDataset.open(tmp_path / "masks", tmp_path / "p.zarr")
+    dataset = open_folder(tmp_path / "masks", tmp_path / "p.zarr")
     assert dataset.blocks() == [range(0, 2), range(2, 3)]  # follows the chunks
     assert_reads(dataset, ids, probs)
 
@@ -217,7 +217,7 @@ def test_zarr_group_with_one_array(tmp_path: Path, zarr_format: int) -> None:
     ids, probs = stacked(tmp_path)
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=zarr_format)
     group.create_array("anything", shape=probs.shape, dtype=probs.dtype)[...] = probs
-    assert_reads(FolderDataset.open(tmp_path / "masks", tmp_path / "g.zarr"), ids, probs)
+    assert_reads(open_folder(tmp_path / "masks", tmp_path / "g.zarr"), ids, probs)
 
 
 def test_zarr_group_picks_pred_probs(tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ def test_zarr_group_picks_pred_probs(tmp_path: Path) -> None:
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
     group.create_array("labels", shape=(3, 6, 8), dtype="u1")
     group.create_array("pred_probs", shape=probs.shape, dtype=probs.dtype)[...] = probs
-    assert_reads(FolderDataset.open(tmp_path / "masks", tmp_path / "g.zarr"), ids, probs)
+    assert_reads(open_folder(tmp_path / "masks", tmp_path / "g.zarr"), ids, probs)
 
 
 def test_zarr_group_with_several_unnamed_arrays_is_refused(tmp_path: Path) -> None:
@@ -234,7 +234,7 @@ def test_zarr_group_with_several_unnamed_arrays_is_refused(tmp_path: Path) -> No
     for name in ("a", "b"):
         group.create_array(name, shape=(3, 4, 6, 8), dtype="f4")
     with pytest.raises(DatasetError, match="pred_probs"):
-        FolderDataset.open(tmp_path / "masks", tmp_path / "g.zarr")
+        open_folder(tmp_path / "masks", tmp_path / "g.zarr")
 
 
 def test_zarr_through_a_file_url(tmp_path: Path) -> None:
@@ -242,7 +242,7 @@ def test_zarr_through_a_file_url(tmp_path: Path) -> None:
     zarr.create_array(store=str(tmp_path / "p.zarr"), data=probs)
     url = (tmp_path / "p.zarr").as_uri()
     assert url.startswith("file://")
-    assert_reads(FolderDataset.open(tmp_path / "masks", url), ids, probs)
+    assert_reads(open_folder(tmp_path / "masks", url), ids, probs)
 
 
 def test_zarr_in_fsspec_memory_through_the_cli(tmp_path: Path) -> None:
@@ -251,7 +251,7 @@ def test_zarr_in_fsspec_memory_through_the_cli(tmp_path: Path) -> None:
     array = zarr.create_array(store=url, shape=probs.shape, dtype=probs.dtype)
     array[...] = probs
     array.attrs["image_ids"] = ids
-    assert_reads(FolderDataset.open(tmp_path / "masks", url), ids, probs)
+    assert_reads(open_folder(tmp_path / "masks", url), ids, probs)
     result = score(tmp_path, "--labels", str(tmp_path / "masks"), "--probs", url)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "ranking.csv").is_file()
@@ -261,7 +261,7 @@ def test_zarr_in_fsspec_memory_through_the_cli(tmp_path: Path) -> None:
 def test_npy_float_dtypes(tmp_path: Path, dtype: Any) -> None:
     ids, probs = stacked(tmp_path)
     np.save(tmp_path / "p.npy", probs.astype(dtype))
-    dataset = FolderDataset.open(tmp_path / "masks", tmp_path / "p.npy")
+    dataset = open_folder(tmp_path / "masks", tmp_path / "p.npy")
     assert_reads(dataset, ids, probs.astype(dtype))
     assert all(
         image.probs is not None and image.probs.dtype == dtype for image in load_all(dataset)
@@ -271,12 +271,12 @@ def test_npy_float_dtypes(tmp_path: Path, dtype: Any) -> None:
 def test_npy_class_axis_last(tmp_path: Path) -> None:
     ids, probs = stacked(tmp_path)
     np.save(tmp_path / "p.npy", np.moveaxis(probs, 1, -1))
-    spec = DatasetSpec(
+    spec = InputSpec(
         labels=tmp_path / "masks",
         probs=tmp_path / "p.npy",
-        transform=ImageTransform(layout=Layout.NHWC),
+        layout=Layout.NHWC,
     )
-    dataset = open_dataset(spec)
+    dataset = open_inputs(spec).dataset
     assert dataset.num_classes == probs.shape[1]
     assert_reads(dataset, ids, probs)
 
@@ -310,7 +310,7 @@ def test_folder_of_npy_and_npz_files_of_different_sizes(tmp_path: Path) -> None:
     np.save(folder / "a" / "x.npy", probs[0])
     np.savez(folder / "a" / "y.npz", probs[1])  # one unnamed array
     np.savez_compressed(folder / "b" / "z.npz", other=np.zeros(2), probs=probs[2])
-    dataset = FolderDataset.open(tmp_path / "masks", folder)
+    dataset = open_folder(tmp_path / "masks", folder)
     assert_reads(dataset, ids, probs)  # type: ignore[arg-type]
     result = score(tmp_path, "--labels", str(tmp_path / "masks"), "--probs", str(folder))
     assert result.exit_code == 0, result.output
@@ -325,12 +325,12 @@ def test_per_image_files_class_axis_last(tmp_path: Path) -> None:
     (tmp_path / "probs").mkdir()
     for image_id, p in zip(ids, probs, strict=True):
         np.save(tmp_path / "probs" / f"{image_id}.npy", np.moveaxis(p, 0, -1))
-    spec = DatasetSpec(
+    spec = InputSpec(
         labels=tmp_path / "masks",
         probs=tmp_path / "probs",
-        transform=ImageTransform(layout=Layout.NHWC),
+        layout=Layout.NHWC,
     )
-    assert_reads(open_dataset(spec), ids, probs)
+    assert_reads(open_inputs(spec).dataset, ids, probs)
 
 
 # ------------------------------------------------------------------------------ logits
@@ -351,12 +351,12 @@ def test_logits_files_give_the_probabilities(tmp_path: Path) -> None:
     _, probs = stacked(tmp_path)
     logits = np.log(probs.astype(np.float64)) + 3.0  # softmax(log p + c) == p
     np.save(tmp_path / "logits.npy", logits)
-    spec = DatasetSpec(
+    spec = InputSpec(
         labels=tmp_path / "masks",
         probs=tmp_path / "logits.npy",
-        transform=ImageTransform(logits=True),
+        logits=True,
     )
-    for image, expected in zip(load_all(open_dataset(spec)), probs, strict=True):
+    for image, expected in zip(load_all(open_inputs(spec).dataset), probs, strict=True):
         assert image.probs is not None
         np.testing.assert_allclose(image.probs, expected, atol=1e-6)
 
@@ -482,16 +482,16 @@ def low_res(tmp_path: Path) -> tuple[Path, Path, NDArray[Any], list[NDArray[np.u
 
 def test_resize_probs_upsamples_to_the_mask(tmp_path: Path) -> None:
     masks, path, probs, _ = low_res(tmp_path)
-    spec = DatasetSpec(labels=masks, probs=path, transform=ImageTransform(resize=Resize.PROBS))
-    for image, p in zip(load_all(open_dataset(spec)), probs, strict=True):
+    spec = InputSpec(labels=masks, probs=path, resize=Resize.PROBS)
+    for image, p in zip(load_all(open_inputs(spec).dataset), probs, strict=True):
         assert image.probs is not None and image.probs.shape == (3, 16, 24)
         np.testing.assert_allclose(image.probs, resize_probs(p, (16, 24)))
 
 
 def test_resize_labels_pools_to_the_probabilities(tmp_path: Path) -> None:
     masks, path, _, labels = low_res(tmp_path)
-    spec = DatasetSpec(labels=masks, probs=path, transform=ImageTransform(resize=Resize.LABELS))
-    for image, mask in zip(load_all(open_dataset(spec)), labels, strict=True):
+    spec = InputSpec(labels=masks, probs=path, resize=Resize.LABELS)
+    for image, mask in zip(load_all(open_inputs(spec).dataset), labels, strict=True):
         assert image.labels is not None
         np.testing.assert_array_equal(
             image.labels, brute_majority(mask, list(range(0, 16, 4)), list(range(0, 24, 4)), {255})
@@ -510,10 +510,8 @@ def test_resize_end_to_end(tmp_path: Path, resize: str) -> None:
 def test_downsample_end_to_end(tmp_path: Path) -> None:
     _, probs = stacked(tmp_path, n=2, k=3, h=8, w=10)
     np.save(tmp_path / "p.npy", probs)
-    spec = DatasetSpec(
-        labels=tmp_path / "masks", probs=tmp_path / "p.npy", transform=ImageTransform(downsample=2)
-    )
-    for image, p in zip(load_all(open_dataset(spec)), probs, strict=True):
+    spec = InputSpec(labels=tmp_path / "masks", probs=tmp_path / "p.npy", downsample=2)
+    for image, p in zip(load_all(open_inputs(spec).dataset), probs, strict=True):
         assert image.probs is not None and image.labels is not None
         assert image.labels.shape == (4, 5)
         np.testing.assert_allclose(image.probs, mean_pool(p, 2))
@@ -570,8 +568,8 @@ def test_manifest_with_array_rows_in_any_order(tmp_path: Path) -> None:
         tmp_path / "lists" / "m.csv",
         [{"image_id": ids[i], "mask": f"../masks/{ids[i]}.png", "probs": str(i)} for i in order],
     )
-    spec = DatasetSpec(probs=tmp_path / "p.npy", manifest=tmp_path / "lists" / "m.csv")
-    assert_reads(open_dataset(spec), [ids[i] for i in order], probs[order])
+    spec = InputSpec(probs=tmp_path / "p.npy", manifest=tmp_path / "lists" / "m.csv")
+    assert_reads(open_inputs(spec).dataset, [ids[i] for i in order], probs[order])
 
 
 def test_manifest_with_per_image_files_and_images(tmp_path: Path) -> None:
@@ -588,7 +586,7 @@ def test_manifest_with_per_image_files_and_images(tmp_path: Path) -> None:
         for i in ids
     ]
     write_manifest(tmp_path / "m.csv", rows)
-    dataset = open_dataset(DatasetSpec(manifest=tmp_path / "m.csv"))
+    dataset = open_inputs(InputSpec(manifest=tmp_path / "m.csv")).dataset
     assert dataset.images == [tmp_path / "rgb" / f"{i}.jpg" for i in ids]
     assert_reads(dataset, ids, probs)
     result = score(tmp_path, "--manifest", str(tmp_path / "m.csv"))
@@ -609,12 +607,15 @@ def test_low_resolution_logits_are_resized_before_the_softmax(tmp_path: Path) ->
     masks, _, probs, _ = low_res(tmp_path)
     logits = np.log(probs.astype(np.float64)) * 2 - 5  # sums far from 1: renormalising would break
     np.save(tmp_path / "logits.npy", logits.astype(np.float16))
-    spec = DatasetSpec(
+    spec = InputSpec(
         labels=masks,
         probs=tmp_path / "logits.npy",
-        transform=ImageTransform(logits=True, resize=Resize.PROBS),
+        logits=True,
+        resize=Resize.PROBS,
     )
-    for image, raw in zip(load_all(open_dataset(spec)), logits.astype(np.float16), strict=True):
+    for image, raw in zip(
+        load_all(open_inputs(spec).dataset), logits.astype(np.float16), strict=True
+    ):
         assert image.probs is not None
         expected = softmax(resize_probs(raw, (16, 24), renormalise=False))
         np.testing.assert_allclose(image.probs, expected, atol=1e-6)
@@ -644,10 +645,8 @@ def test_datasets_pickle_for_other_processes(tmp_path: Path, kind: str) -> None:
         path.mkdir()
         for image_id, p in zip(ids, probs, strict=True):
             np.save(path / f"{image_id}.npy", p)
-    spec = DatasetSpec(
-        labels=tmp_path / "masks", probs=path, transform=ImageTransform(downsample=2)
-    )
-    dataset = open_dataset(spec)
+    spec = InputSpec(labels=tmp_path / "masks", probs=path, downsample=2)
+    dataset = open_inputs(spec).dataset
     copy = pickle.loads(pickle.dumps(dataset))
     for a, b in zip(load_all(dataset), load_all(copy), strict=True):
         assert a.probs is not None and b.probs is not None
@@ -659,7 +658,7 @@ def test_s3_without_s3fs_says_what_to_install(tmp_path: Path) -> None:
         pytest.skip("s3fs is installed")
     stacked(tmp_path)
     with pytest.raises(DatasetError, match=r"segaudit\[remote\]"):
-        FolderDataset.open(tmp_path / "masks", "s3://segaudit-test-bucket/probs.zarr")
+        open_folder(tmp_path / "masks", "s3://segaudit-test-bucket/probs.zarr")
 
 
 def conventions_dataset(tmp_path: Path, convention: str) -> tuple[Path, NDArray[np.bool_]]:

@@ -24,9 +24,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from segaudit.cli import app
+from segaudit.commands.score import ScoreOptions, score
+from segaudit.config.policy import load_policy
 from segaudit.errors import ConfigError
-from segaudit.gate import load_policy
-from segaudit.run import ScoreRequest, score
+from segaudit.io.inputs import InputSpec
 
 REPO = Path(__file__).resolve().parents[1]
 GATE_YAML = REPO / "configs" / "gate.yaml"
@@ -54,10 +55,10 @@ def copy_example(src: Path, dst: Path, keep: Sequence[str] | None = None) -> Pat
 
 def score_folder(data: Path, out: Path) -> Path:
     score(
-        ScoreRequest(
-            labels=data / "masks",
-            probs=data / "probs.npy",
-            classes=data / "classes.yaml",
+        ScoreOptions(
+            InputSpec(
+                labels=data / "masks", probs=data / "probs.npy", classes=data / "classes.yaml"
+            ),
             out=out,
             top=0,
         )

@@ -13,9 +13,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from segaudit.cli import app
+from segaudit.commands.inspect import inspect_dataset
 from segaudit.core.pixel import SUM_TOLERANCE, digest_image
 from segaudit.errors import ProbabilityError
-from segaudit.inspect import inspect_dataset
 from segaudit.io.transforms import Layout, summarize_values
 
 runner = CliRunner()

@@ -13,7 +13,7 @@ import zarr
 from PIL import Image
 
 from segaudit.errors import DatasetError, ImageError
-from segaudit.io.dataset import FolderDataset
+from segaudit.io.inputs import open_folder
 from segaudit.io.masks import read_mask
 from segaudit.io.probs import NpyProbs, ZarrProbs, open_probs
 
@@ -85,7 +85,7 @@ def test_zarr_blocks_follow_chunks(
     assert isinstance(reader, ZarrProbs)
     assert reader.block_size == chunk
     assert reader.image_ids == made.ids
-    dataset = FolderDataset.open(made.masks, made.probs_path)
+    dataset = open_folder(made.masks, made.probs_path)
     blocks = dataset.blocks()
     assert [len(b) for b in blocks] == sizes
     assert [i for b in blocks for i in b] == list(range(7))
@@ -96,7 +96,7 @@ def test_ids_come_from_sorted_mask_names_without_the_attribute(
 ) -> None:
     made = make_dataset(tmp_path, n=4, k=3, h=5, w=6, ids_attribute=False)
     assert open_probs(made.probs_path).image_ids is None
-    assert list(FolderDataset.open(made.masks, made.probs_path).image_ids) == sorted(made.ids)
+    assert list(open_folder(made.masks, made.probs_path).image_ids) == sorted(made.ids)
 
 
 def test_masks_pair_with_probabilities_by_id(
@@ -110,7 +110,7 @@ def test_masks_pair_with_probabilities_by_id(
     )
     array[...] = made.probs[::-1]
     array.attrs["image_ids"] = made.ids[::-1]
-    dataset = FolderDataset.open(made.masks, reversed_path)
+    dataset = open_folder(made.masks, reversed_path)
     assert list(dataset.image_ids) == made.ids[::-1]
     for block in dataset.blocks():
         for image in dataset.load(block):

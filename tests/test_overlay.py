@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from segaudit.config import ClassesConfig, generated_palette
+from segaudit.config.classes import ClassesConfig, generated_palette
 from segaudit.core.pixel import PixelDigest, digest_image
 from segaudit.output.overlay import (
     ISSUE_CANDIDATES,
@@ -19,6 +19,7 @@ from segaudit.output.overlay import (
     issue_color,
     panel_scale,
 )
+from segaudit.rundir import overlay_name
 
 CLASSES = ClassesConfig(("road", "car", "sky"), ((128, 64, 128), (0, 0, 142), (70, 130, 180)))
 
@@ -60,7 +61,7 @@ def test_sheet_panels_colours_and_issue_tint(tmp_path: Path) -> None:
     h, w = 40, 64
     digest = _digest(h, w, (slice(10, 20), slice(20, 40)))
     flagged = digest.disagrees
-    writer = OverlayWriter(tmp_path, CLASSES, {0})
+    writer = OverlayWriter(into(tmp_path), CLASSES, {0})
     sheet = np.asarray(writer.render("a", digest, flagged))
     scale = int(panel_scale(w))
     pw, ph = w * scale, h * scale
@@ -79,7 +80,7 @@ def test_sheet_panels_colours_and_issue_tint(tmp_path: Path) -> None:
 def test_large_image_is_reduced_and_a_one_pixel_issue_stays_visible(tmp_path: Path) -> None:
     h, w = 300, 2000
     digest = _digest(h, w, (slice(150, 151), slice(1001, 1002)))
-    writer = OverlayWriter(tmp_path, CLASSES, {0})
+    writer = OverlayWriter(into(tmp_path), CLASSES, {0})
     sheet = np.asarray(writer.render("a", digest, digest.disagrees))
     pw = round(w * panel_scale(w))
     assert pw <= MAX_PANEL_WIDTH
@@ -88,13 +89,18 @@ def test_large_image_is_reduced_and_a_one_pixel_issue_stays_visible(tmp_path: Pa
     assert (near < 30).any()
 
 
+def into(folder: Path) -> Callable[[int, str], Path]:
+    """Overlay paths in ``folder``, named as a run folder names them."""
+    return lambda index, image_id: folder / overlay_name(index, image_id)
+
+
 def test_writer_writes_chosen_images_and_an_index(tmp_path: Path) -> None:
     digest = _digest(20, 30, (slice(2, 6), slice(2, 6)))
-    writer = OverlayWriter(tmp_path, CLASSES, {1, 2})
+    writer = OverlayWriter(into(tmp_path), CLASSES, {1, 2})
     for index, image_id in enumerate(["x", "<y>", "z"]):
         writer(index, image_id, digest, digest.disagrees)
     assert sorted(writer.written) == [1, 2]
-    index = json.loads(writer.write_index().read_text(encoding="utf-8"))
+    index = writer.names()
     assert set(index) == {"<y>", "z"}
     for name in index.values():
         assert "<" not in name and (tmp_path / name).is_file()
@@ -121,7 +127,7 @@ def test_readable_photo_adds_an_image_panel(tmp_path: Path) -> None:
     h, w = 20, 30
     digest = _digest(h, w, (slice(2, 6), slice(2, 6)))
     _photo_file(tmp_path / "images", h, w)
-    writer = OverlayWriter(tmp_path, CLASSES, {0}, images_dir=tmp_path / "images")
+    writer = OverlayWriter(into(tmp_path), CLASSES, {0}, images_dir=tmp_path / "images")
     assert _panels(writer.render("a", digest, digest.disagrees), w) == 4
 
 
@@ -129,11 +135,13 @@ def test_unreadable_photo_falls_back_to_the_given_labels(tmp_path: Path, bomb_pn
     """Corrupt, truncated or too-large pictures are drawn as if there were none."""
     h, w = 20, 30
     digest = _digest(h, w, (slice(2, 6), slice(2, 6)))
-    plain = np.asarray(OverlayWriter(tmp_path, CLASSES, {0}).render("a", digest, digest.disagrees))
+    plain = np.asarray(
+        OverlayWriter(into(tmp_path), CLASSES, {0}).render("a", digest, digest.disagrees)
+    )
     images = tmp_path / "images"
     path = _photo_file(images, h, w)
     good = path.read_bytes()
-    writer = OverlayWriter(tmp_path / "out", CLASSES, {0}, images_dir=images)
+    writer = OverlayWriter(into(tmp_path / "out"), CLASSES, {0}, images_dir=images)
     (tmp_path / "out").mkdir()
     damaged = {
         "garbage": b"this is not a picture",
@@ -155,7 +163,7 @@ def test_manifest_image_path_is_used_and_wins_over_the_folder(tmp_path: Path) ->
     h, w = 20, 30
     digest = _digest(h, w, (slice(2, 6), slice(2, 6)))
     elsewhere = _photo_file(tmp_path / "photos", h, w).rename(tmp_path / "photos" / "x.png")
-    writer = OverlayWriter(tmp_path, CLASSES, {0}, image_files={"a": elsewhere})
+    writer = OverlayWriter(into(tmp_path), CLASSES, {0}, image_files={"a": elsewhere})
     assert _panels(writer.render("a", digest, digest.disagrees), w) == 4
-    without = OverlayWriter(tmp_path, CLASSES, {0})
+    without = OverlayWriter(into(tmp_path), CLASSES, {0})
     assert _panels(without.render("a", digest, digest.disagrees), w) == 3

@@ -12,7 +12,7 @@ import pytest
 
 from segaudit.core.pixel import digest_image, valid_mask
 from segaudit.core.selection import ConfidenceHistogram, ScoreHistogram
-from segaudit.io.dataset import FolderDataset
+from segaudit.io.inputs import open_folder
 from segaudit.io.probs import ZarrProbs, open_probs
 
 
@@ -81,6 +81,6 @@ def test_zarr_blocks_group_whole_chunks(
     reader = open_probs(made.probs_path)
     assert isinstance(reader, ZarrProbs)
     assert reader.block_size == 4
-    blocks = FolderDataset.open(made.masks, made.probs_path).blocks()
+    blocks = open_folder(made.masks, made.probs_path).blocks()
     assert [len(b) for b in blocks] == [4, 4, 3]
     assert [i for b in blocks for i in b] == list(range(11))

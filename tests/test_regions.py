@@ -20,8 +20,15 @@ from segaudit.cli import app
 from segaudit.core.audit import AuditOptions, SerialExecutor, run_audit
 from segaudit.core.pixel import PixelDigest, digest_image
 from segaudit.core.regions import RegionOptions, find_regions
-from segaudit.output.regions import REGION_COLUMNS, RegionCollector, read_regions
-from segaudit.parallel import ThreadExecutor
+from segaudit.execute import ThreadExecutor
+from segaudit.output.suspects import RegionCollector
+from segaudit.rundir import REGION_COLUMNS, RunWriter
+
+
+def read_regions(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,10 +135,12 @@ def test_collector_is_deterministic_across_executors(tmp_path: Path) -> None:
     outputs = []
     for executor, block in ((SerialExecutor(), 12), (ThreadExecutor(4), 1)):
         dataset = ArrayDataset(labels, probs, block_size=block)
-        with RegionCollector(names) as collector:
+        folder = tmp_path / f"run-{block}"
+        with RegionCollector(names) as collector, RunWriter(folder) as run:
             result = run_audit(dataset, AuditOptions(), executor=executor, sinks=[collector])
-            path = tmp_path / f"regions-{block}.csv"
-            collector.write(path)
+            collector.write(run)
+            run.commit()
+        path = folder / "regions.csv"
         outputs.append(path.read_text(encoding="utf-8"))
         rows = read_regions(path)
         assert sum(int(r["area"]) for r in rows) == result.flagged_pixels

@@ -17,10 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from segaudit.cli import app
+from segaudit.commands.report import ReportRequest, build_report, collect
+from segaudit.commands.score import ScoreOptions, score
 from segaudit.errors import SegauditError
-from segaudit.output.table import issue_sentence
-from segaudit.report import ReportRequest, build_report, collect
-from segaudit.run import ScoreRequest, score
+from segaudit.io.inputs import InputSpec
+from segaudit.output.html import issue_sentence
 
 ROOT = Path(__file__).resolve().parents[1]
 #: An image id that is also HTML: it must reach the page as text.
@@ -62,13 +63,15 @@ def make_run(tmp_path: Path, num_images: int = 9, top: int = 9) -> Run:
     (ex / "ids.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
     run = tmp_path / "run"
     score(
-        ScoreRequest(
-            labels=ex / "masks",
-            probs=ex / "probs.npy",
+        ScoreOptions(
+            InputSpec(
+                labels=ex / "masks",
+                probs=ex / "probs.npy",
+                images=ex / "images",
+                ids=ex / "ids.txt",
+                classes=ex / "classes.yaml",
+            ),
             out=run,
-            images=ex / "images",
-            ids=ex / "ids.txt",
-            classes=ex / "classes.yaml",
             top=top,
             workers=2,
         )
@@ -171,7 +174,7 @@ def test_class_narrows_everything(run: Run, tmp_path: Path) -> None:
         area = sum(int(r["area"]) for r in mine if r["image_id"] == row["data-id"])
         assert int(row["data-flagged"]) == area
     data = collect(ReportRequest(run.folder, class_name=name))
-    assert all(name in (p["given"], p["predicted"]) for p in data.issues())
+    assert all(name in (p.given, p.predicted) for p in data.issues())
     assert [row["name"] for row in data.class_rows()] == [name]
 
 
@@ -185,7 +188,7 @@ def test_unknown_class_lists_valid_names(run: Run) -> None:
 def test_not_a_run_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2
-    assert "summary.json" in result.output
+    assert "not a segaudit run folder" in result.output
     with pytest.raises(SegauditError, match="not found"):
         build_report(ReportRequest(tmp_path / "missing"))
 
@@ -193,7 +196,7 @@ def test_not_a_run_folder(tmp_path: Path) -> None:
 def test_without_overlays_or_regions(run: Run, tmp_path: Path) -> None:
     bare = tmp_path / "bare"
     bare.mkdir()
-    for name in ("summary.json", "ranking.csv"):
+    for name in (".segaudit-run", "summary.json", "ranking.csv", "masks.json"):
         shutil.copy(run.folder / name, bare / name)
     outcome = build_report(ReportRequest(bare))
     page = parse(outcome.path)

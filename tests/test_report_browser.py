@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from test_report import EVIL_ID, Run, make_run, parse, read_csv
 
-from segaudit.report import ReportRequest, build_report
+from segaudit.commands.report import ReportRequest, build_report
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = (

@@ -14,9 +14,9 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-import segaudit.output.table as table
+import segaudit.rundir as rundir
 from segaudit.cli import app
-from segaudit.output.table import RANKING_COLUMNS, RANKING_FILE, SUMMARY_FILE
+from segaudit.rundir import RANKING_COLUMNS, RANKING_FILE, SUMMARY_FILE
 
 SUMMARY_KEYS = {
     "segaudit_version",
@@ -264,22 +264,22 @@ def test_interrupted_ranking_write_leaves_nothing(
     out.mkdir()
     previous = out / RANKING_FILE
     calls = {"n": 0}
-    real = table._class_name
+    real = rundir.csv_cell
 
-    def failing(classes: Any, k: int | None) -> str:
+    def failing(text: str) -> str:
         calls["n"] += 1
-        if calls["n"] == 9:  # a few rows into the file
+        if calls["n"] == 40:  # a few rows into the file
             raise exception("stop")
-        return real(classes, k)
+        return real(text)
 
-    monkeypatch.setattr(table, "_class_name", failing)
+    monkeypatch.setattr(rundir, "csv_cell", failing)
     result = score(example_dir, out, "--top", "0")
-    assert calls["n"] == 9, "the writer was not reached"
+    assert calls["n"] == 40, "the writer was not reached"
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     assert not previous.exists()
-    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".") or "tmp" in p.name]
-    assert leftovers == []
+    assert list(out.iterdir()) == []  # the empty folder stays as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging or lock left
 
 
 def test_interrupted_run_keeps_the_previous_ranking(
@@ -289,10 +289,10 @@ def test_interrupted_run_keeps_the_previous_ranking(
     assert score(example_dir, out, "--top", "0").exit_code == 0
     before = (out / RANKING_FILE).read_bytes()
 
-    def failing(classes: Any, k: int | None) -> str:
+    def failing(text: str) -> str:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(table, "_class_name", failing)
+    monkeypatch.setattr(rundir, "csv_cell", failing)
     assert score(example_dir, out, "--top", "0").exit_code == 130
     assert (out / RANKING_FILE).read_bytes() == before
 

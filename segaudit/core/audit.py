@@ -55,11 +55,19 @@ class ImageSink(Protocol):
     ) -> None: ...
 
 
+_T = TypeVar("_T")
+
+
 class Executor(Protocol):
     """Runs a function over blocks, on whatever workers it has; yields the results in the
-    blocks' order (merging in a fixed order keeps float sums deterministic)."""
+    blocks' order (merging in a fixed order keeps float sums deterministic).
 
-    def map(self, fn: Callable[[range], object], items: Sequence[range]) -> Iterator[object]: ...
+    ``remote`` is True when blocks run in other processes (Dask): image sinks then cannot
+    write into this process's objects and must be shipped (see segaudit.execute.dask)."""
+
+    remote: bool
+
+    def map(self, fn: Callable[[range], _T], items: Sequence[range]) -> Iterator[_T]: ...
 
 
 @dataclass(frozen=True)
@@ -375,7 +383,9 @@ def add_flags(
 class SerialExecutor:
     """Runs blocks one after another in this thread."""
 
-    def map(self, fn: Callable[[range], object], items: Sequence[range]) -> Iterator[object]:
+    remote = False
+
+    def map(self, fn: Callable[[range], _T], items: Sequence[range]) -> Iterator[_T]:
         return (fn(item) for item in items)
 
 
@@ -387,8 +397,7 @@ _Partial = TypeVar("_Partial", bound=_Mergeable)
 
 
 def merge_all(
-    results: Iterable[object],
-    kind: type[_Partial],
+    results: Iterable[_Partial],
     stage: str,
     blocks: Sequence[range],
     on_progress: ProgressCallback | None,
@@ -398,7 +407,6 @@ def merge_all(
     total = sum(len(block) for block in blocks)
     done = 0
     for block, result in zip(blocks, results, strict=True):
-        assert isinstance(result, kind)
         if merged is None:
             merged = result
         else:
@@ -406,7 +414,8 @@ def merge_all(
         done += len(block)  # blocks may finish out of order; the count is what matters
         if on_progress is not None:
             on_progress(stage, done, total)
-    assert merged is not None, "a dataset has at least one block"
+    if merged is None:
+        raise DatasetError("the dataset has no images")
     return merged
 
 
@@ -439,7 +448,6 @@ def run_pass_one(
     start = time.perf_counter()
     stats: StatsPartial = merge_all(
         executor.map(lambda b: stats_block(dataset, b, options), blocks),
-        StatsPartial,
         "statistics",
         blocks,
         on_progress,
@@ -459,7 +467,6 @@ def run_pass_one(
             executor.map(
                 lambda b: refine_block(dataset, b, options, thresholds, window, skip), blocks
             ),
-            RefinePartial,
             "refine",
             blocks,
             on_progress,
@@ -522,7 +529,6 @@ def run_audit(
         executor.map(
             lambda b: flag_block(dataset, b, options, one.cutoff, one.skip, sinks), blocks
         ),
-        FlagPartial,
         "issues",
         blocks,
         on_progress,

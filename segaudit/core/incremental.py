@@ -112,7 +112,6 @@ def run_calibrated_audit(
         executor.map(
             lambda b: calibrated_block(dataset, b, options, thresholds, cutoff, sinks), blocks
         ),
-        CalibratedPartial,
         "calibrated",
         blocks,
         on_progress,

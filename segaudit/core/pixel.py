@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from segaudit.errors import ImageError, ProbabilityError
+from segaudit.errors import (
+    LabelValueError,
+    ProbabilityError,
+    ProbabilitySumError,
+    ShapeMismatchError,
+)
 
 #: float dtype -> (unsigned view, first bit pattern that is inf/nan or negative)
 _ORDERED_VIEWS: dict[np.dtype[np.floating], tuple[type[np.unsignedinteger], int]] = {
@@ -85,12 +90,7 @@ def check_labels(
         return
     low, high = int(used.min()), int(used.max())
     if low < 0 or high >= num_classes:
-        bad = high if high >= num_classes else low
-        raise ImageError(
-            image_id,
-            f"label value {bad} is not a class (0..{num_classes - 1}) and not ignored; "
-            "add it to the ignore values or remap it",
-        )
+        raise LabelValueError(image_id, high if high >= num_classes else low, num_classes)
 
 
 def _ordered_bits(
@@ -112,14 +112,12 @@ def sample_pixels(probs: NDArray[np.floating]) -> NDArray[np.floating]:
 
 def _check_sums(image_id: str, probs: NDArray[np.floating]) -> None:
     """Raise if a sample of pixels' class probabilities do not sum to about 1."""
-    sums = np.add.reduce(sample_pixels(probs), axis=0, dtype=np.float64)
-    worst = float(np.max(np.abs(sums - 1.0))) if sums.size else 0.0
-    if worst > SUM_TOLERANCE:
-        raise ProbabilityError(
-            image_id,
-            f"class probabilities sum to {1.0 + worst:.3g} at some pixels, not 1; "
-            "if these are logits, pass --logits",
-        )
+    sums = np.add.reduce(sample_pixels(probs), axis=0, dtype=np.float64).ravel()
+    if sums.size == 0:
+        return
+    worst = float(sums[np.argmax(np.abs(sums - 1.0))])  # the actual sum, not its distance
+    if abs(worst - 1.0) > SUM_TOLERANCE:
+        raise ProbabilitySumError(image_id, worst)
 
 
 def _argmax(
@@ -182,10 +180,8 @@ def digest_image(
     as float32, is at most that value."""
     num_classes = probs.shape[0]
     if labels.shape != probs.shape[1:]:
-        raise ImageError(
-            image_id,
-            f"mask is {labels.shape[0]}x{labels.shape[1]} but probabilities are "
-            f"{probs.shape[1]}x{probs.shape[2]} (H x W)",
+        raise ShapeMismatchError(
+            image_id, (labels.shape[0], labels.shape[1]), (probs.shape[1], probs.shape[2])
         )
     valid = valid_mask(labels, ignore)
     check_labels(image_id, labels, valid, num_classes)

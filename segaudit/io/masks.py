@@ -17,8 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from segaudit.config import ClassesConfig, Color
-from segaudit.errors import DatasetError, ImageError
+from segaudit.config.classes import ClassesConfig, Color
+from segaudit.errors import DatasetError, ImageError, ReadError
 
 MASK_SUFFIX = ".png"
 #: Modes whose pixel value is the class id: bilevel, 8-bit grey, palette, 16- and 32-bit ints.
@@ -173,11 +173,11 @@ def read_mask(image_id: str, path: Path, decoder: MaskDecoder | None = None) -> 
     except (ImageError, DatasetError):
         raise
     except FileNotFoundError:
-        raise ImageError(image_id, f"{path}: mask file not found") from None
+        raise ReadError(image_id, str(path), "mask file not found") from None
     except Image.DecompressionBombError as error:
-        raise ImageError(
-            image_id, f"{path}: refused, possible decompression bomb ({error})"
+        raise ReadError(
+            image_id, str(path), f"refused, possible decompression bomb ({error})"
         ) from None
     except _READ_ERRORS as error:
-        raise ImageError(image_id, f"{path}: cannot read mask ({error})") from None
+        raise ReadError(image_id, str(path), f"cannot read mask ({error})") from None
     return decoder.decode(image_id, path, pixels, mode)

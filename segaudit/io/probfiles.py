@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segaudit.errors import DatasetError, ImageError
+from segaudit.errors import DatasetError, ImageError, ReadError
 from segaudit.io.probs import FLOAT_DTYPES
 
 PROBS_SUFFIXES = (".npy", ".npz")
@@ -58,9 +58,9 @@ def load_probs_file(image_id: str, path: Path) -> NDArray[np.floating]:
     except ImageError:
         raise
     except FileNotFoundError:
-        raise ImageError(image_id, f"{path}: probabilities file not found") from None
+        raise ReadError(image_id, str(path), "probabilities file not found") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ImageError(image_id, f"{path}: cannot read probabilities ({error})") from None
+        raise ReadError(image_id, str(path), f"cannot read probabilities ({error})") from None
     if array.dtype not in FLOAT_DTYPES:
         raise ImageError(
             image_id, f"{path}: probabilities have dtype {array.dtype}; expected float16/32/64"

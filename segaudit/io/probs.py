@@ -115,6 +115,15 @@ class ZarrProbs(_ArrayProbs):
         return open_zarr_array(self.path)
 
 
+#: What opening a damaged or foreign store raises (zarr's own errors are ValueErrors;
+#: metadata that does not parse surfaces as KeyError or TypeError from its parsers).
+_OPEN_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    LookupError,
+    TypeError,
+    RuntimeError,
+)
 #: Array names tried, in order, when a zarr group holds several arrays.
 GROUP_ARRAY_NAMES = ("pred_probs", "probs", "probabilities", "logits")
 
@@ -135,7 +144,7 @@ def open_zarr_array(path: str) -> Any:
         raise DatasetError(
             f"{path}: {error}; install the remote extra: pip install 'segaudit[remote]'"
         ) from None
-    except Exception as error:  # zarr raises many kinds for a bad store
+    except _OPEN_ERRORS as error:  # zarr raises many kinds for a bad store
         raise DatasetError(
             f"{path}: cannot open zarr store ({type(error).__name__}: {error}); "
             "pass a zarr array or group, a .npy file or a folder of per-image .npy/.npz files"

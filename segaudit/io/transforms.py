@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segaudit.core.pixel import SUM_TOLERANCE, sample_pixels
-from segaudit.errors import ImageError, OptionError
+from segaudit.errors import ImageError, OptionError, ShapeMismatchError
 
 
 class Layout(StrEnum):
@@ -36,6 +36,23 @@ class Resize(StrEnum):
 def class_axis(layout: Layout, ndim: int) -> int:
     """The index of the class axis in an array of ``ndim`` dimensions."""
     return ndim - 1 if layout is Layout.NHWC else ndim - 3
+
+
+def guess_layout(shape: tuple[int, ...], size: tuple[int, int] | None) -> Layout | None:
+    """Class axis first or last of one image's (3-D) array: by which axes match the mask's
+    size (H, W), else by which axis is smallest; None when unclear."""
+    if len(shape) != 3:
+        return None
+    if size is not None:
+        if shape[1:] == size:
+            return Layout.NCHW
+        if shape[:2] == size:
+            return Layout.NHWC
+    if shape[0] < min(shape[1:]):
+        return Layout.NCHW
+    if shape[2] < min(shape[:2]):
+        return Layout.NHWC
+    return None
 
 
 def to_class_first(probs: NDArray[np.floating], layout: Layout) -> NDArray[np.floating]:
@@ -303,10 +320,11 @@ class ImageTransform:
                     )
                 labels = pool_labels(labels, size, ignore)
             else:
-                raise ImageError(
+                raise ShapeMismatchError(
                     image_id,
-                    f"mask is {labels.shape[0]}x{labels.shape[1]} but probabilities are "
-                    f"{size[0]}x{size[1]} (H x W); pass --resize probs or --resize labels",
+                    (labels.shape[0], labels.shape[1]),
+                    size,
+                    "; pass --resize probs or --resize labels",
                 )
         if self.logits:
             probs = softmax(probs)

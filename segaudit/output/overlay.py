@@ -7,15 +7,15 @@ labelled "given → predicted" (numbers match regions.csv). Small images are enl
 neighbour, so labels stay crisp) and large ones reduced, so every panel is a readable size;
 a reduced flagged mask keeps any pixel that was flagged, so a small issue never vanishes.
 
-Overlays are drawn after the audit, for the top-N images only (see run.render_overlays).
+Overlays are drawn after the audit, for the top-N images only (see
+segaudit.commands.score.render_overlays).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,14 +23,11 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
-from segaudit.config import ClassesConfig, Color
+from segaudit.config.classes import ClassesConfig, Color
 from segaudit.core.pixel import PixelDigest
 from segaudit.core.regions import Region, RegionOptions, find_regions
-from segaudit.output.atomic import atomic_path, atomic_write
+from segaudit.output.atomic import atomic_path
 
-OVERLAY_DIR = "overlays"
-#: overlays/INDEX_FILE maps each image id to its overlay file name (for the report).
-INDEX_FILE = "index.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 IGNORE_COLOR: Color = (0, 0, 0)
 #: Candidate issue colours; the one farthest from every class colour is used.
@@ -60,11 +57,6 @@ IMAGE_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
     Image.DecompressionBombError,
 )
-
-
-def safe_file_stem(image_id: str) -> str:
-    """A file name for an image id that cannot leave the output folder."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in image_id).lstrip(".") or "_"
 
 
 def find_image(folder: Path | None, image_id: str) -> Path | None:
@@ -241,9 +233,10 @@ def _legend(width: int, entries: list[tuple[str, Color]], issue: Color) -> Image
 
 @dataclass
 class OverlayWriter:
-    """An image sink that draws overlays for the chosen image indices."""
+    """An image sink that draws overlays for the chosen image indices; ``path_for`` says
+    where each goes (the run folder owns the names: :func:`segaudit.rundir.overlay_name`)."""
 
-    out_dir: Path
+    path_for: Callable[[int, str], Path]
     classes: ClassesConfig
     indices: Collection[int]
     images_dir: Path | None = None
@@ -263,7 +256,7 @@ class OverlayWriter:
         if index not in self.indices:
             return
         sheet = self.render(image_id, digest, flagged)
-        path = self.out_dir / f"{index:05d}_{safe_file_stem(image_id)}.png"
+        path = self.path_for(index, image_id)
         with atomic_path(path) as temp:
             sheet.save(temp, format="PNG")
         with self._lock:
@@ -320,15 +313,10 @@ class OverlayWriter:
         sheet.paste(legend, (0, TITLE_HEIGHT + size[1]))
         return sheet
 
-    def write_index(self) -> Path:
-        """overlays/index.json: image id -> overlay file name, so readers need not guess."""
-        path = self.out_dir / INDEX_FILE
+    def names(self) -> dict[str, str]:
+        """Image id -> overlay file name, in index order (what overlays/index.json holds)."""
         with self._lock:
-            entries = {self.ids[i]: self.written[i].name for i in sorted(self.written)}
-        with atomic_write(path) as handle:
-            json.dump(entries, handle, indent=1, ensure_ascii=False)
-            handle.write("\n")
-        return path
+            return {self.ids[i]: self.written[i].name for i in sorted(self.written)}
 
     def _photo(self, image_id: str, size: tuple[int, ...]) -> NDArray[np.uint8] | None:
         """The RGB image for this id if there is a readable one of the mask's size.

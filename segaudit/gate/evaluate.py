@@ -5,9 +5,9 @@ as observed vs limit, pass or fail, with the *findings* behind it (the images, r
 classes it objects to). With a baseline, findings that are known (same image id, same mask
 hash, not worse) are set aside first, so the gate fails only on new or worse findings.
 
-Inputs are the run folder's files, read by :mod:`segaudit.rundir`. The library raises; the
-CLI turns the report into exit code 0 (pass), 1 (fail) or 2 (a SegauditError: bad policy
-or input).
+Inputs are the run folder's files, read and validated by :mod:`segaudit.rundir`. The library
+raises; the CLI turns the report into exit code 0 (pass), 1 (fail) or 2 (a SegauditError: bad
+policy or input).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from segaudit.baseline import Baseline, Finding
-from segaudit.errors import ConfigError, DatasetError
-from segaudit.policy import Policy, RegionRule, load_policy
-from segaudit.rundir import RunData, RunImage, load_run, read_regions
+from segaudit.config.baseline import Baseline, Finding
+from segaudit.config.policy import Policy, RegionRule
+from segaudit.errors import ConfigError, RunFolderError
+from segaudit.rundir import RankingRow, RegionRow, Run
 
-__all__ = ["CheckResult", "GateReport", "RunData", "evaluate", "load_policy", "load_run"]
+__all__ = ["CheckResult", "GateReport", "evaluate"]
 
 #: How many findings a message lists before it says "and N more".
 LISTED = 10
@@ -81,7 +81,7 @@ class GateReport:
     """Every check of a policy on one run."""
 
     policy: Policy
-    run: RunData
+    run: Run
     checks: list[CheckResult]
     baseline: str = ""
     baseline_written: int | None = None
@@ -105,22 +105,24 @@ def _split(
     return new, known
 
 
-def _scored(run: RunData) -> list[RunImage]:
+def _scored(run: Run) -> list[RankingRow]:
     return sorted(
-        (i for i in run.images if not math.isnan(i.score)), key=lambda i: (i.score, i.image_id)
+        (i for i in run.ranking if not math.isnan(i.label_quality)),
+        key=lambda i: (i.label_quality, i.image_id),
     )
 
 
-def _image_finding(run: RunData, check: str, image: RunImage) -> Finding:
-    text = f"{image.image_id} (score {image.score:.4g})"
-    return Finding(check, image.image_id, image.score, text, run.mask_hash(image.image_id))
+def _image_finding(run: Run, check: str, image: RankingRow) -> Finding:
+    text = f"{image.image_id!r} (score {image.label_quality:.4g})"
+    score = image.label_quality
+    return Finding(check, image.image_id, score, text, run.mask_hash(image.image_id))
 
 
-def _check_low_score(policy: Policy, run: RunData, baseline: Baseline | None) -> CheckResult:
+def _check_low_score(policy: Policy, run: Run, baseline: Baseline | None) -> CheckResult:
     rule = policy.low_score
     assert rule is not None
     scored = _scored(run)
-    findings = [_image_finding(run, "low_score", i) for i in scored if i.score < rule.below]
+    findings = [_image_finding(run, "low_score", i) for i in scored if i.label_quality < rule.below]
     new, known = _split(findings, baseline, higher_is_worse=False)
     if rule.max_share is not None:
         observed = len(new) / len(scored) if scored else 0.0
@@ -135,45 +137,39 @@ def _check_low_score(policy: Policy, run: RunData, baseline: Baseline | None) ->
     )
 
 
-def _check_min_score(policy: Policy, run: RunData, baseline: Baseline | None) -> CheckResult:
+def _check_min_score(policy: Policy, run: Run, baseline: Baseline | None) -> CheckResult:
     floor = policy.min_score
     assert floor is not None
     scored = _scored(run)
-    findings = [_image_finding(run, "min_score", i) for i in scored if i.score < floor]
+    findings = [_image_finding(run, "min_score", i) for i in scored if i.label_quality < floor]
     new, known = _split(findings, baseline, higher_is_worse=False)
     waived = {f.key for f in known}
-    rest = [i.score for i in scored if i.image_id not in waived]
+    rest = [i.label_quality for i in scored if i.image_id not in waived]
     observed = min(rest) if rest else None
     return CheckResult(
         "min_score", "lowest image score", "score", observed, floor, not new, new, known
     )
 
 
-def _check_fractions(policy: Policy, run: RunData, baseline: Baseline | None) -> list[CheckResult]:
+def _check_fractions(policy: Policy, run: Run, baseline: Baseline | None) -> list[CheckResult]:
     checks = []
     limits: list[tuple[str, str, float, int, int]] = []
+    summary = run.summary
     if policy.max_flagged_fraction is not None:
-        summary = run.summary
         limits.append(
             (
                 "flagged_fraction",
                 "",
                 policy.max_flagged_fraction,
-                int(summary.get("flagged_pixels", 0)),
-                int(summary.get("valid_pixels", 0)),
+                summary.flagged_pixels,
+                summary.valid_pixels,
             )
         )
-    per_class = {str(row.get("class")): row for row in run.summary.get("classes", [])}
+    per_class = {row.name: row for row in summary.classes}
     for name, limit in policy.class_flagged_fraction.items():
         row = per_class[name]
         limits.append(
-            (
-                f"flagged_fraction[{name}]",
-                name,
-                limit,
-                int(row.get("flagged_pixels", 0)),
-                int(row.get("labelled_pixels", 0)),
-            )
+            (f"flagged_fraction[{name}]", name, limit, row.flagged_pixels, row.labelled_pixels)
         )
     for check, key, limit, flagged, total in limits:
         fraction = flagged / total if total else 0.0
@@ -189,27 +185,23 @@ def _check_fractions(policy: Policy, run: RunData, baseline: Baseline | None) ->
 
 
 def _check_region(
-    rule: RegionRule, rows: list[dict[str, str]], run: RunData, baseline: Baseline | None
+    rule: RegionRule, rows: list[RegionRow], run: Run, baseline: Baseline | None
 ) -> CheckResult:
     check = f"regions[{rule.label}]"
-    largest: dict[str, tuple[int, dict[str, str]]] = {}
+    largest: dict[str, tuple[int, RegionRow]] = {}
     for row in rows:
-        if rule.given is not None and row["given"] != rule.given:
+        if rule.given is not None and row.given != rule.given:
             continue
-        if rule.predicted is not None and row["predicted"] != rule.predicted:
+        if rule.predicted is not None and row.predicted != rule.predicted:
             continue
-        try:
-            area = int(row["area"])
-        except ValueError:
-            raise DatasetError(f"{run.folder}/regions.csv: bad area {row['area']!r}") from None
-        if area > largest.get(row["image_id"], (-1, row))[0]:
-            largest[row["image_id"]] = (area, row)
+        if row.area > largest.get(row.image_id, (-1, row))[0]:
+            largest[row.image_id] = (row.area, row)
     findings = []
     for image_id, (area, row) in sorted(largest.items(), key=lambda kv: (-kv[1][0], kv[0])):
         if area > rule.max_area:
             text = (
-                f"{image_id} ({area:,} px labelled {row['given']}, predicted {row['predicted']}, "
-                f"at x={row['x']} y={row['y']} w={row['width']} h={row['height']})"
+                f"{image_id!r} ({area:,} px labelled {row.given}, predicted {row.predicted}, "
+                f"at x={row.x} y={row.y} w={row.width} h={row.height})"
             )
             findings.append(Finding(check, image_id, float(area), text, run.mask_hash(image_id)))
     new, known = _split(findings, baseline, higher_is_worse=True)
@@ -222,19 +214,19 @@ def _check_region(
     return CheckResult(check, description, "pixels", observed, rule.max_area, not new, new, known)
 
 
-def _check_thresholds(policy: Policy, run: RunData, baseline: Baseline | None) -> CheckResult:
+def _check_thresholds(policy: Policy, run: Run, baseline: Baseline | None) -> CheckResult:
     rule = policy.class_thresholds
     assert rule is not None
-    rows = [row for row in run.summary.get("classes", []) if isinstance(row, dict)]
+    rows = list(run.summary.classes)
     if rule.classes is not None:
         wanted = set(rule.classes)
-        rows = [row for row in rows if str(row.get("class")) in wanted]
+        rows = [row for row in rows if row.name in wanted]
     else:
-        rows = [row for row in rows if int(row.get("labelled_pixels", 0)) > 0]
+        rows = [row for row in rows if row.labelled_pixels > 0]
     findings = []
     values: dict[str, float] = {}
     for row in rows:
-        name, threshold = str(row.get("class")), float(row.get("threshold", 0.0))
+        name, threshold = row.name, row.threshold
         values[name] = threshold
         if threshold < rule.min:
             text = f"{name} (threshold {threshold:.4g})"
@@ -254,14 +246,14 @@ def _check_thresholds(policy: Policy, run: RunData, baseline: Baseline | None) -
     )
 
 
-def _check_skipped(policy: Policy, run: RunData, baseline: Baseline | None) -> CheckResult:
+def _check_skipped(policy: Policy, run: Run, baseline: Baseline | None) -> CheckResult:
     limit = policy.max_skipped
     assert limit is not None
     findings = [
         Finding(
-            "skipped", i.image_id, 0.0, f"{i.image_id} ({i.skipped})", run.mask_hash(i.image_id)
+            "skipped", i.image_id, 0.0, f"{i.image_id!r} ({i.skipped})", run.mask_hash(i.image_id)
         )
-        for i in run.images
+        for i in run.ranking
         if i.skipped
     ]
     new, known = _split(findings, baseline, higher_is_worse=True)
@@ -277,18 +269,19 @@ def _check_skipped(policy: Policy, run: RunData, baseline: Baseline | None) -> C
     )
 
 
-def check_class_names(policy: Policy, run: RunData) -> None:
+def check_class_names(policy: Policy, run: Run) -> None:
     """Raise when the policy names a class the run does not have."""
     names = set(run.class_names)
     unknown = sorted(policy.class_names() - names)
     if unknown:
         raise ConfigError(
             f"{policy.source}: class {unknown[0]!r} is not a class of the run in {run.folder} "
-            f"(its classes: {', '.join(run.class_names)})"
+            f"(its classes: {', '.join(run.class_names)})",
+            path=policy.source,
         )
 
 
-def evaluate(policy: Policy, run: RunData, baseline: Baseline | None = None) -> GateReport:
+def evaluate(policy: Policy, run: Run, baseline: Baseline | None = None) -> GateReport:
     """Every check of ``policy`` on ``run``; findings in ``baseline`` are set aside."""
     check_class_names(policy, run)
     checks: list[CheckResult] = []
@@ -298,7 +291,14 @@ def evaluate(policy: Policy, run: RunData, baseline: Baseline | None = None) -> 
         checks.append(_check_min_score(policy, run, baseline))
     checks.extend(_check_fractions(policy, run, baseline))
     if policy.regions:
-        rows = read_regions(run)
+        if not run.has_regions():
+            raise RunFolderError(
+                str(run.folder),
+                "the run has no regions.csv, which region rules need; re-run `segaudit score` "
+                "or drop rules.regions",
+                field="regions.csv",
+            )
+        rows = run.regions()
         checks.extend(_check_region(rule, rows, run, baseline) for rule in policy.regions)
     if policy.class_thresholds is not None:
         checks.append(_check_thresholds(policy, run, baseline))

@@ -22,17 +22,19 @@ Schema (version 1); every rule is optional, at least one is required::
         max_count: 0               # images that could not be read
 
 Errors name the key path (``rules.regions[1].max_area``); unknown keys are errors too, so a
-typo never silently disables a rule. Loaded with ``yaml.safe_load``: no Python tags.
+typo never silently disables a rule. Read with segaudit's bounded YAML reader
+(:mod:`segaudit.config.files`): safe tags only, no aliases.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segaudit.config import _fail, check_keys, check_version, read_yaml
+from segaudit.config.schema import Schema
+
+POLICY_VERSION = 1
 
 _TOP_KEYS = {"version", "name", "rules"}
 _RULE_KEYS = {
@@ -107,131 +109,105 @@ class Policy:
         return names
 
 
-def _number(path: Path, key: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _fail(path, key, f"expected a number, got {value!r}")
-    if not low <= value <= high:
-        raise _fail(path, key, f"expected a number in [{low:g}, {high:g}], got {value!r}")
-    return float(value)
+def _class_name(schema: Schema, key: str, value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # a class named by its id
+    return schema.text(key, value, limit=200)
 
 
-def _count(path: Path, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _fail(path, key, f"expected a whole number >= 0, got {value!r}")
-    return value
-
-
-def _class_name(path: Path, key: str, value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
-        raise _fail(path, key, f"expected a class name, got {value!r}")
-    return str(value)
-
-
-def _mapping(path: Path, key: str, value: Any, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(path, key, f"expected a mapping with keys {', '.join(sorted(allowed))}")
-    check_keys(path, key, value, allowed)
-    return value
-
-
-def _low_score(path: Path, raw: Any) -> LowScoreRule:
+def _low_score(schema: Schema, raw: Any) -> LowScoreRule:
     key = "rules.low_score"
-    data = _mapping(path, key, raw, _LOW_SCORE_KEYS)
-    if "below" not in data:
-        raise _fail(path, f"{key}.below", "required: the score under which an image counts")
-    below = _number(path, f"{key}.below", data["below"], 0.0, 1.0)
+    data = schema.mapping(key, raw, _LOW_SCORE_KEYS)
+    below = schema.require(key, data, "below", "required: the score under which an image counts")
+    below = schema.number(f"{key}.below", below, low=0.0, high=1.0)
     if ("max_count" in data) == ("max_share" in data):
-        raise _fail(path, key, "give exactly one of max_count or max_share")
+        raise schema.fail(key, "give exactly one of max_count or max_share")
     if "max_count" in data:
-        return LowScoreRule(below, max_count=_count(path, f"{key}.max_count", data["max_count"]))
-    return LowScoreRule(below, max_share=_number(path, f"{key}.max_share", data["max_share"], 0, 1))
+        return LowScoreRule(below, max_count=schema.count(f"{key}.max_count", data["max_count"]))
+    share = schema.number(f"{key}.max_share", data["max_share"], low=0, high=1)
+    return LowScoreRule(below, max_share=share)
 
 
-def _flagged(path: Path, raw: Any) -> tuple[float | None, dict[str, float]]:
+def _flagged(schema: Schema, raw: Any) -> tuple[float | None, dict[str, float]]:
     key = "rules.flagged_fraction"
-    data = _mapping(path, key, raw, _FRACTION_KEYS)
-    overall = _number(path, f"{key}.max", data["max"], 0, 1) if "max" in data else None
+    data = schema.mapping(key, raw, _FRACTION_KEYS)
+    overall = schema.number(f"{key}.max", data["max"], low=0, high=1) if "max" in data else None
     per_class_raw = data.get("per_class") or {}
     if not isinstance(per_class_raw, dict):
-        raise _fail(path, f"{key}.per_class", "expected a mapping of class name: fraction")
+        raise schema.fail(f"{key}.per_class", "expected a mapping of class name: fraction")
     per_class = {
-        _class_name(path, f"{key}.per_class", name): _number(
-            path, f"{key}.per_class.{name}", value, 0, 1
+        _class_name(schema, f"{key}.per_class", name): schema.number(
+            f"{key}.per_class.{name}", value, low=0, high=1
         )
         for name, value in per_class_raw.items()
     }
     if overall is None and not per_class:
-        raise _fail(path, key, "give max, per_class or both")
+        raise schema.fail(key, "give max, per_class or both")
     return overall, per_class
 
 
-def _regions(path: Path, raw: Any) -> tuple[RegionRule, ...]:
+def _regions(schema: Schema, raw: Any) -> tuple[RegionRule, ...]:
     if not isinstance(raw, list) or not raw:
-        raise _fail(path, "rules.regions", "expected a list of {given, predicted, max_area}")
+        raise schema.fail("rules.regions", "expected a list of {given, predicted, max_area}")
     rules = []
     for i, entry in enumerate(raw):
         key = f"rules.regions[{i}]"
-        data = _mapping(path, key, entry, _REGION_KEYS)
-        if "max_area" not in data:
-            raise _fail(path, f"{key}.max_area", "required: the largest region allowed, pixels")
+        data = schema.mapping(key, entry, _REGION_KEYS)
+        area = schema.require(key, data, "max_area", "required: the largest region allowed, pixels")
         given, predicted = (
-            _class_name(path, f"{key}.{name}", data[name]) if name in data else None
+            _class_name(schema, f"{key}.{name}", data[name]) if name in data else None
             for name in ("given", "predicted")
         )
-        rules.append(
-            RegionRule(_count(path, f"{key}.max_area", data["max_area"]), given, predicted)
-        )
+        rules.append(RegionRule(schema.count(f"{key}.max_area", area), given, predicted))
     return tuple(rules)
 
 
-def _thresholds(path: Path, raw: Any) -> ThresholdRule:
+def _thresholds(schema: Schema, raw: Any) -> ThresholdRule:
     key = "rules.class_thresholds"
-    data = _mapping(path, key, raw, _THRESHOLD_KEYS)
-    if "min" not in data:
-        raise _fail(path, f"{key}.min", "required: the lowest per-class threshold allowed")
-    floor = _number(path, f"{key}.min", data["min"], 0, 1)
+    data = schema.mapping(key, raw, _THRESHOLD_KEYS)
+    floor = schema.require(key, data, "min", "required: the lowest per-class threshold allowed")
+    floor = schema.number(f"{key}.min", floor, low=0, high=1)
     classes = data.get("classes")
     if classes is None:
         return ThresholdRule(floor)
     if not isinstance(classes, list) or not classes:
-        raise _fail(path, f"{key}.classes", "expected a non-empty list of class names")
-    names = tuple(_class_name(path, f"{key}.classes[{i}]", c) for i, c in enumerate(classes))
+        raise schema.fail(f"{key}.classes", "expected a non-empty list of class names")
+    names = tuple(_class_name(schema, f"{key}.classes[{i}]", c) for i, c in enumerate(classes))
     return ThresholdRule(floor, names)
 
 
 def parse_policy(path: Path, data: dict[str, Any]) -> Policy:
     """Validate a policy mapping already read from ``path``."""
-    check_version(path, data)
-    check_keys(path, "", data, _TOP_KEYS)
-    name = data.get("name", path.stem)
-    if not isinstance(name, str) or not name:
-        raise _fail(path, "name", f"expected a non-empty string, got {name!r}")
+    schema = Schema(path)
+    schema.version(data, POLICY_VERSION)
+    schema.mapping("", data, _TOP_KEYS)
+    name = schema.text("name", data.get("name", path.stem), limit=200)
     rules = data.get("rules")
     if not isinstance(rules, dict) or not rules:
-        raise _fail(path, "rules", f"expected a mapping of rules ({', '.join(sorted(_RULE_KEYS))})")
-    check_keys(path, "rules", rules, _RULE_KEYS)
+        raise schema.fail("rules", f"expected a mapping of rules ({', '.join(sorted(_RULE_KEYS))})")
+    schema.mapping("rules", rules, _RULE_KEYS)
     overall, per_class = (
-        _flagged(path, rules["flagged_fraction"]) if "flagged_fraction" in rules else (None, {})
+        _flagged(schema, rules["flagged_fraction"]) if "flagged_fraction" in rules else (None, {})
     )
     skipped = None
     if "skipped" in rules:
-        skipped_data = _mapping(path, "rules.skipped", rules["skipped"], _SKIPPED_KEYS)
-        if "max_count" not in skipped_data:
-            raise _fail(path, "rules.skipped.max_count", "required: images allowed to be skipped")
-        skipped = _count(path, "rules.skipped.max_count", skipped_data["max_count"])
+        skipped_data = schema.mapping("rules.skipped", rules["skipped"], _SKIPPED_KEYS)
+        count = schema.require(
+            "rules.skipped", skipped_data, "max_count", "required: images allowed to be skipped"
+        )
+        skipped = schema.count("rules.skipped.max_count", count)
+    min_score = None
+    if "min_score" in rules:
+        min_score = schema.number("rules.min_score", rules["min_score"], low=0, high=1)
     return Policy(
         name=name,
-        low_score=_low_score(path, rules["low_score"]) if "low_score" in rules else None,
-        min_score=(
-            _number(path, "rules.min_score", rules["min_score"], 0, 1)
-            if "min_score" in rules
-            else None
-        ),
+        low_score=_low_score(schema, rules["low_score"]) if "low_score" in rules else None,
+        min_score=min_score,
         max_flagged_fraction=overall,
         class_flagged_fraction=per_class,
-        regions=_regions(path, rules["regions"]) if "regions" in rules else (),
+        regions=_regions(schema, rules["regions"]) if "regions" in rules else (),
         class_thresholds=(
-            _thresholds(path, rules["class_thresholds"]) if "class_thresholds" in rules else None
+            _thresholds(schema, rules["class_thresholds"]) if "class_thresholds" in rules else None
         ),
         max_skipped=skipped,
         source=str(path),
@@ -240,4 +216,6 @@ def parse_policy(path: Path, data: dict[str, Any]) -> Policy:
 
 def load_policy(path: Path) -> Policy:
     """Load and validate a gate policy YAML file; ConfigError names the bad key."""
+    from segaudit.config.files import read_yaml
+
     return parse_policy(path, read_yaml(path))

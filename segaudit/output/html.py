@@ -19,24 +19,29 @@ from typing import Any
 import jinja2
 from PIL import Image
 
-from segaudit.config import generated_palette
-from segaudit.output.atomic import atomic_write
 from segaudit.output.overlay import IMAGE_ERRORS
-from segaudit.output.table import issue_sentence
+from segaudit.rundir import IssueRow, RunSummary
 
-REPORT_FILE = "report.html"
 HISTOGRAM_BINS = 20
 #: Gallery pictures are re-encoded with this many colours (fast octree, no dithering): a
 #: quarter of the size, nothing visible lost; the exact PNGs stay in overlays/.
 EMBED_COLORS = 256
 
 
+def issue_sentence(given: str, predicted: str, pixels: int) -> str:
+    """One common label issue in words, as the reference (cleanlab) words it; the one place
+    this sentence is built (the report page and `segaudit report` use it)."""
+    return f"class {given} is potentially mislabeled as {predicted} on {pixels:,} pixels"
+
+
 @dataclass
 class ReportData:
-    """What the page shows: the run summary, the images (ranked, maybe narrowed to a class)."""
+    """What the page shows: the run summary, the images (ranked, maybe narrowed to a class).
+
+    ``images`` are the template's rows (dicts built from the run's typed rows)."""
 
     run_dir: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     images: list[dict[str, Any]]
     gallery: list[dict[str, Any]]
     class_name: str | None
@@ -44,51 +49,51 @@ class ReportData:
 
     @property
     def class_names(self) -> list[str]:
-        return [str(n) for n in self.summary.get("class_names", [])]
+        return list(self.summary.class_names)
 
     def class_colors(self) -> dict[str, str]:
-        """CSS colour per class name (the run's palette, else the generated one)."""
-        names = self.class_names
-        raw = self.summary.get("class_colors") or generated_palette(len(names))
-        return {n: "#{:02x}{:02x}{:02x}".format(*c) for n, c in zip(names, raw, strict=False)}
+        """CSS colour per class name (the run's palette)."""
+        return {
+            n: "#{:02x}{:02x}{:02x}".format(*c)
+            for n, c in zip(self.summary.class_names, self.summary.class_colors, strict=True)
+        }
 
-    def issues(self) -> list[dict[str, Any]]:
+    def issues(self) -> list[IssueRow]:
         """(given, predicted, pixels) pairs, most pixels first, narrowed to the class."""
-        pairs = self.summary.get("common_label_issues", [])
         wanted = self.class_name
-        return [p for p in pairs if wanted is None or wanted in (p["given"], p["predicted"])]
+        return [
+            p
+            for p in self.summary.common_label_issues
+            if wanted is None or wanted in (p.given, p.predicted)
+        ]
 
     @property
     def flagged_pixels(self) -> int:
-        return sum(int(p["pixels"]) for p in self.issues())
+        return sum(p.pixels for p in self.issues())
 
     def issue_sentences(self, top: int) -> list[str]:
         """The ``top`` most common issues in words."""
-        return [
-            issue_sentence(p["given"], p["predicted"], int(p["pixels"]))
-            for p in self.issues()[:top]
-        ]
+        return [issue_sentence(p.given, p.predicted, p.pixels) for p in self.issues()[:top]]
 
     def class_rows(self) -> list[dict[str, Any]]:
         """Per class: labelled pixels, flagged pixels (given / predicted), threshold."""
         predicted: dict[str, int] = {}
-        for pair in self.summary.get("common_label_issues", []):
-            predicted[pair["predicted"]] = predicted.get(pair["predicted"], 0) + pair["pixels"]
+        for pair in self.summary.common_label_issues:
+            predicted[pair.predicted] = predicted.get(pair.predicted, 0) + pair.pixels
         rows = []
-        for row in self.summary.get("classes", []):
-            name = row["class"]
-            if self.class_name is not None and name != self.class_name:
+        for row in self.summary.classes:
+            if self.class_name is not None and row.name != self.class_name:
                 continue
-            labelled = int(row["labelled_pixels"])
-            flagged = int(row["flagged_pixels"])
             rows.append(
                 {
-                    "name": name,
-                    "labelled": labelled,
-                    "flagged": flagged,
-                    "share": flagged / labelled if labelled else 0.0,
-                    "predicted": predicted.get(name, 0),
-                    "threshold": float(row["threshold"]),
+                    "name": row.name,
+                    "labelled": row.labelled_pixels,
+                    "flagged": row.flagged_pixels,
+                    "share": row.flagged_pixels / row.labelled_pixels
+                    if row.labelled_pixels
+                    else 0.0,
+                    "predicted": predicted.get(row.name, 0),
+                    "threshold": row.threshold,
                 }
             )
         return rows
@@ -96,9 +101,9 @@ class ReportData:
     def matrix(self) -> dict[str, Any]:
         """The given × predicted table over the classes that take part in any issue."""
         issues = self.issues()
-        given = [n for n in self.class_names if any(p["given"] == n for p in issues)]
-        predicted = [n for n in self.class_names if any(p["predicted"] == n for p in issues)]
-        cells = {(p["given"], p["predicted"]): int(p["pixels"]) for p in issues}
+        given = [n for n in self.class_names if any(p.given == n for p in issues)]
+        predicted = [n for n in self.class_names if any(p.predicted == n for p in issues)]
+        cells = {(p.given, p.predicted): p.pixels for p in issues}
         top = max(cells.values(), default=0)
         return {"given": given, "predicted": predicted, "cells": cells, "max": top}
 
@@ -175,7 +180,7 @@ def render_report(data: ReportData) -> str:
         overlay = image.get("overlay")
         image["overlay_uri"] = data_uri(overlay) if overlay is not None else None
     summary = data.summary
-    valid = int(summary.get("valid_pixels", 0))
+    valid = summary.valid_pixels
     flagged_images = sum(1 for i in data.images if i["flagged"] > 0)
     template = _environment().get_template("report.html.j2")
     return template.render(
@@ -195,17 +200,9 @@ def render_report(data: ReportData) -> str:
     )
 
 
-def _parameters(summary: dict[str, Any]) -> Sequence[tuple[str, str]]:
-    params = summary.get("parameters", {})
-    rows = [(str(k), str(v)) for k, v in params.items()]
-    rows.append(("confident count T", f"{int(summary.get('confident_count', 0)):,}"))
-    cutoff = summary.get("cutoff")
+def _parameters(summary: RunSummary) -> Sequence[tuple[str, str]]:
+    rows = [(str(k), str(v)) for k, v in summary.parameters.items()]
+    rows.append(("confident count T", f"{summary.confident_count:,}"))
+    cutoff = summary.cutoff
     rows.append(("self-confidence cutoff", "none" if cutoff is None else f"{cutoff:.6g}"))
     return rows
-
-
-def write_report(data: ReportData, path: Path) -> None:
-    """Render and write the page atomically."""
-    html = render_report(data)
-    with atomic_write(path) as handle:
-        handle.write(html)

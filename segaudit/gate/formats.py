@@ -1,8 +1,6 @@
-"""Running the gate for CI, and its outputs: text, markdown, JUnit XML, JSON, annotations.
+"""The gate's outputs for CI: text, markdown, JUnit XML, JSON, annotations.
 
-:func:`run_gate` is the library call behind ``segaudit check`` and ``segaudit score
---policy``: load the policy and the run, apply or update the baseline, evaluate, write the
-requested files. Every output comes from the same :class:`~segaudit.gate.GateReport`:
+Every output comes from the same :class:`~segaudit.gate.evaluate.GateReport`:
 
 - text lines for the terminal, one per check;
 - markdown, appended to ``$GITHUB_STEP_SUMMARY`` when that is set (the job summary page);
@@ -14,114 +12,14 @@ requested files. Every output comes from the same :class:`~segaudit.gate.GateRep
 
 from __future__ import annotations
 
-import json
-import os
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from segaudit.baseline import Finding, load_baseline, write_baseline
-from segaudit.errors import ConfigError, ExitCode, OutputError
-from segaudit.gate import CheckResult, GateReport, evaluate, format_limit, format_value, load_run
-from segaudit.output.atomic import atomic_write, check_output_folder
-from segaudit.policy import Policy, load_policy
+from segaudit.config.baseline import Finding
+from segaudit.gate.evaluate import CheckResult, GateReport, format_limit, format_value
 
 #: Findings listed per failed check in the markdown summary (GitHub caps it at 1 MiB).
 MARKDOWN_LISTED = 50
-
-
-@dataclass(frozen=True)
-class GateRequest:
-    """What ``segaudit check`` was asked to do."""
-
-    run_dir: Path
-    policy: Path | Policy
-    baseline: Path | None = None
-    update_baseline: bool = False
-    junit: Path | None = None
-    json: Path | None = None
-
-
-@dataclass
-class GateOutcome:
-    """The report, what to print, and the exit code."""
-
-    report: GateReport
-    lines: list[str]
-    annotations: list[str] = field(default_factory=list)
-    written: list[Path] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> ExitCode:
-        return ExitCode.OK if self.report.passed else ExitCode.GATE_FAILED
-
-
-def check_gate_request(request: GateRequest) -> Policy:
-    """Everything about the gate's arguments that can be wrong, checked before any scoring:
-    the policy, the baseline options, and where the CI outputs go."""
-    policy = request.policy if isinstance(request.policy, Policy) else load_policy(request.policy)
-    if request.update_baseline and request.baseline is None:
-        raise ConfigError("--update-baseline needs --baseline FILE: where to write it")
-    known = request.baseline
-    if known is not None and not request.update_baseline and not known.is_file():
-        raise ConfigError(
-            f"{request.baseline}: baseline not found; create it with --update-baseline"
-        )
-    for output in (
-        request.junit,
-        request.json,
-        request.baseline if request.update_baseline else None,
-    ):
-        if output is not None:
-            check_output_folder(output.parent)
-    return policy
-
-
-def run_gate(request: GateRequest, env: Mapping[str, str] | None = None) -> GateOutcome:
-    """Evaluate a run folder against a policy and write the CI outputs asked for."""
-    env = os.environ if env is None else env
-    policy = check_gate_request(request)
-    run = load_run(request.run_dir, with_hashes=request.baseline is not None)
-    written_count: int | None = None
-    if request.baseline is not None and request.update_baseline:
-        from segaudit import __version__
-
-        current: list[Finding] = []
-        for check in evaluate(policy, run).checks:
-            current.extend(check.all_findings)
-        written_count = write_baseline(current, request.baseline, policy.name, __version__)
-    baseline = load_baseline(request.baseline) if request.baseline is not None else None
-    report = evaluate(policy, run, baseline)
-    report.baseline = str(request.baseline or "")
-    report.baseline_written = written_count
-
-    outcome = GateOutcome(report, text_lines(report))
-    if request.junit is not None:
-        _write(request.junit, junit_xml(report))
-        outcome.written.append(request.junit)
-    if request.json is not None:
-        _write(request.json, json.dumps(json_report(report), indent=2, allow_nan=False) + "\n")
-        outcome.written.append(request.json)
-    summary_file = env.get("GITHUB_STEP_SUMMARY")
-    if summary_file:
-        try:
-            with open(summary_file, "a", encoding="utf-8") as handle:
-                handle.write(markdown(report) + "\n")
-        except OSError as error:
-            raise OutputError(
-                f"{summary_file}: cannot append the summary ($GITHUB_STEP_SUMMARY): "
-                f"{error.strerror or error}"
-            ) from None
-    if env.get("GITHUB_ACTIONS") == "true":
-        outcome.annotations = github_annotations(report)
-    return outcome
-
-
-def _write(path: Path, text: str) -> None:
-    with atomic_write(path) as handle:
-        handle.write(text)
 
 
 def verdict(report: GateReport) -> str:
@@ -155,7 +53,7 @@ def markdown(report: GateReport) -> str:
         f"## {icon} segaudit gate {verdict(report)}",
         "",
         f"Policy `{report.policy.name}` on run `{report.run.folder}` "
-        f"({len(report.run.images)} images)"
+        f"({len(report.run.ranking)} images)"
         + (f", baseline `{report.baseline}`" if report.baseline else "")
         + ".",
         "",
@@ -238,7 +136,7 @@ def json_report(report: GateReport) -> dict[str, Any]:
         "policy": report.policy.name,
         "policy_file": report.policy.source,
         "run": str(report.run.folder),
-        "num_images": len(report.run.images),
+        "num_images": len(report.run.ranking),
         "baseline": report.baseline or None,
         "baseline_written": report.baseline_written,
         "checks": [_check(check) for check in report.checks],

@@ -15,14 +15,21 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from segaudit.config import ClassesConfig
+from segaudit.config.classes import ClassesConfig
 from segaudit.errors import DatasetError, ImageError
-from segaudit.io.dataset import read_ids_file
+from segaudit.io.inputs import read_ids_file
 from segaudit.io.manifest import read_manifest
 from segaudit.io.masks import MaskDecoder, mask_ids, read_mask
+from segaudit.io.paired import STORAGE_ERRORS
 from segaudit.io.probfiles import FileProbs, is_probs_folder
 from segaudit.io.probs import ProbsReader, is_url, open_probs
-from segaudit.io.transforms import Layout, ValueSummary, class_axis, summarize_values
+from segaudit.io.transforms import (
+    Layout,
+    ValueSummary,
+    class_axis,
+    guess_layout,
+    summarize_values,
+)
 
 #: Masks whose header (size, mode) is read; more are sampled evenly.
 HEADER_SAMPLE = 2000
@@ -98,22 +105,6 @@ def _evenly(items: list[Any], count: int) -> list[Any]:
     return [items[i] for i in sorted(set(picks.tolist()))]
 
 
-def _guess_layout(shape: tuple[int, ...], size: tuple[int, int] | None) -> Layout | None:
-    """Class axis first or last, from the masks' size, else from which axis is smallest."""
-    if len(shape) != 3:
-        return None
-    if size is not None:
-        if shape[1:] == size:
-            return Layout.NCHW
-        if shape[:2] == size:
-            return Layout.NHWC
-    if shape[0] < min(shape[1:]):
-        return Layout.NCHW
-    if shape[2] < min(shape[:2]):
-        return Layout.NHWC
-    return None
-
-
 def _image_values(image: np.ndarray[Any, Any], layout: Layout) -> ValueSummary | None:
     if image.ndim != 3:
         return None
@@ -130,7 +121,7 @@ def _stacked_info(
         label = reader.image_ids[index] if reader.image_ids else f"#{index}"
         try:
             image = reader.read(index, index + 1)[0]
-        except Exception as error:  # zarr raises many kinds for a corrupt chunk
+        except STORAGE_ERRORS as error:  # a corrupt chunk: a problem to list
             problems.append(f"{reader.path}: cannot read image {label} ({error})")
             continue
         summary = _image_values(image, layout)
@@ -143,7 +134,7 @@ def _stacked_info(
         str(reader.dtype),
         tuple(reader.shape),
         layout,
-        _guess_layout(tuple(reader.shape[1:]), size),
+        guess_layout(tuple(reader.shape[1:]), size),
         int(reader.shape[class_axis(layout, 4)]),
         values,
     )
@@ -165,7 +156,7 @@ def _files_info(probs: FileProbs, layout: Layout, size: tuple[int, int] | None) 
     shape = tuple(first.shape) if first is not None else ()
     k = int(shape[class_axis(layout, 3)]) if len(shape) == 3 else 0
     dtype = str(first.dtype) if first is not None else "?"
-    guess = _guess_layout(shape, size)
+    guess = guess_layout(shape, size)
     return ProbsInfo(
         probs.path, "per-image files", len(ids), dtype, shape, layout, guess, k, values
     )
@@ -219,7 +210,7 @@ def inspect_dataset(
             with Image.open(masks[image_id]) as image:
                 sizes[(image.height, image.width)] += 1
                 modes[image.mode] += 1
-        except Exception as error:  # any header failure is that mask's problem
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             unreadable[image_id] = f"{masks[image_id]}: {error}"
     histogram: Counter[int] = Counter()
     sampled = [i for i in _evenly(names, histogram_sample) if i not in unreadable]

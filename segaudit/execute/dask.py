@@ -17,22 +17,22 @@ dask[distributed] is an optional dependency: ``pip install 'segaudit[dask]'``.
 
 from __future__ import annotations
 
-import functools
 import threading
 import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from segaudit.core.pixel import PixelDigest
-from segaudit.core.regions import Region, RegionOptions, find_regions
-from segaudit.errors import ConfigError
+from segaudit.errors import OptionError
+from segaudit.execute.threads import default_workers
 
+_T = TypeVar("_T")
 #: Per worker thread: the payloads ShippedSinks produce while one block runs.
 _outbox = threading.local()
 #: Client side: each ShippedSink by its token, so payloads find their way back.
@@ -88,24 +88,6 @@ def _run_block(fn: Callable[[range], object], block: range) -> tuple[object, lis
         del _outbox.items
 
 
-def region_payload(
-    options: RegionOptions,
-    index: int,
-    image_id: str,
-    digest: PixelDigest,
-    flagged: NDArray[np.bool_],
-) -> tuple[int, str, list[Region]]:
-    """One image's suspect regions, found on the worker (a ShippedSink's compute)."""
-    return index, image_id, find_regions(digest, flagged, options)
-
-
-def region_compute(
-    options: RegionOptions,
-) -> Callable[[int, str, PixelDigest, NDArray[np.bool_]], object]:
-    """A picklable compute for a ShippedSink that finds regions."""
-    return functools.partial(region_payload, options)
-
-
 class DaskExecutor:
     """The Executor protocol on a dask.distributed Client: one task per block.
 
@@ -120,7 +102,7 @@ class DaskExecutor:
         threads = sum(client.nthreads().values()) or 1
         self.window = window or 2 * threads
 
-    def map(self, fn: Callable[[range], object], items: Sequence[range]) -> Iterator[object]:
+    def map(self, fn: Callable[[range], _T], items: Sequence[range]) -> Iterator[_T]:
         remote_fn = self.client.scatter(fn, broadcast=True, hash=False)
         pending: deque[Any] = deque()
         queue = iter(items)
@@ -137,7 +119,7 @@ class DaskExecutor:
             self.client.cancel([remote_fn])
 
     @staticmethod
-    def _collect(future: Any) -> object:
+    def _collect(future: Any) -> Any:
         result, payloads = future.result()
         future.release()
         for token, payload in payloads:
@@ -152,14 +134,12 @@ def dask_executor(scheduler: str, workers: int | None = None) -> Iterator[DaskEx
     try:
         import distributed
     except ImportError:
-        raise ConfigError(
+        raise OptionError(
             "--scheduler needs dask.distributed; install it: pip install 'segaudit[dask]'"
         ) from None
     client_type: Any = distributed.Client  # untyped library
     cluster_type: Any = distributed.LocalCluster
     if scheduler == "local":
-        from segaudit.parallel import default_workers
-
         with (
             cluster_type(
                 n_workers=workers or default_workers(),
@@ -174,7 +154,7 @@ def dask_executor(scheduler: str, workers: int | None = None) -> Iterator[DaskEx
     try:
         client = client_type(scheduler, timeout="30s")
     except OSError as error:
-        raise ConfigError(
+        raise OptionError(
             f"cannot reach the Dask scheduler at {scheduler} ({error}); check the address "
             "(tcp://host:8786) or use --scheduler local"
         ) from None

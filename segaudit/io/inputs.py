@@ -1,0 +1,265 @@
+"""From what the user handed over to a dataset the engine can read: ``InputSpec -> Inputs``.
+
+Pairs masks with probabilities (by image id, or by a manifest), checks everything that
+concerns the dataset as a whole (ids, the number of classes, the classes config) and then
+reads a few images the way the audit will: when every one fails, the problem is the
+dataset's, reported at once as one :class:`DatasetError`. Problems of single images
+surface later as skipped rows. ``score``, ``calibrate`` and ``inspect`` all open their
+inputs here, so they accept and refuse the same data.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from segaudit.config.classes import ClassesConfig, default_classes, load_classes
+from segaudit.errors import DatasetError, ImageError
+from segaudit.io.manifest import read_manifest
+from segaudit.io.masks import MaskDecoder, mask_ids
+from segaudit.io.paired import FileDataset, PairedDataset, StackedDataset
+from segaudit.io.probfiles import FileProbs, is_probs_folder, load_probs_file
+from segaudit.io.probs import ProbsReader, is_url, open_probs
+from segaudit.io.transforms import ImageTransform, Layout, Resize, class_axis
+
+#: How many ids an error message lists before it says "and N more".
+LISTED_IDS = 10
+#: An ids file is text, one id a line: 64 MiB is millions of ids.
+IDS_FILE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Where the data is and how to read it: the input options of score, calibrate, inspect."""
+
+    labels: Path | None = None
+    probs: Path | str | None = None  # str: an fsspec URL
+    manifest: Path | None = None  # CSV pairing image_id, mask, probs (row or file), image
+    ids: Path | None = None
+    classes: Path | None = None
+    images: Path | None = None  # RGB pictures, only drawn under overlays
+    layout: Layout = Layout.NCHW
+    logits: bool = False
+    resize: Resize | None = None
+    downsample: int = 1
+    ignore: frozenset[int] | None = None  # None: the classes config's, else {255}
+
+    @property
+    def transform(self) -> ImageTransform:
+        return ImageTransform(self.layout, self.logits, self.resize, self.downsample)
+
+    def provenance(self) -> dict[str, str]:
+        """The input paths, as summary.json records them."""
+        return {
+            "labels": str(self.labels or ""),
+            "probs": str(self.probs or ""),
+            "manifest": str(self.manifest or ""),
+            "ids": str(self.ids or ""),
+            "images": str(self.images or ""),
+            "classes": str(self.classes or ""),
+        }
+
+
+@dataclass
+class Inputs:
+    """The paired dataset and the classes to report with."""
+
+    dataset: PairedDataset
+    classes: ClassesConfig
+    spec: InputSpec = field(default_factory=InputSpec)
+
+
+def listed(ids: Sequence[str]) -> str:
+    shown = ", ".join(repr(i) if not i.isprintable() else i for i in ids[:LISTED_IDS])
+    more = len(ids) - LISTED_IDS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def read_ids_file(path: Path) -> list[str]:
+    """One image id per line; blank lines and '#' comments are skipped."""
+    from segaudit.config.files import read_text
+
+    def fault(where: Path, problem: str) -> DatasetError:
+        return DatasetError(f"{where}: ids file {problem}")
+
+    text = read_text(path, IDS_FILE_BYTES, fault)
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _check_unique(ids: Sequence[str], source: str) -> None:
+    counts = Counter(ids)
+    duplicates = sorted(i for i, count in counts.items() if count > 1)
+    if duplicates:
+        raise DatasetError(f"{source}: duplicate image ids: {listed(duplicates)}")
+
+
+def _check_pairing(ids: Sequence[str], found: Iterable[str], where: str, what: str) -> None:
+    have = set(found)
+    missing = [i for i in ids if i not in have]
+    if missing:
+        raise DatasetError(f"{where}: no {what} for {len(missing)} image(s): {listed(missing)}")
+    extra = sorted(have - set(ids))
+    if extra:
+        raise DatasetError(
+            f"{where}: {len(extra)} {what}(s) have no partner: {listed(extra)}; "
+            "remove them or list the ids to use with --ids / --manifest"
+        )
+
+
+def _file_classes(files: list[Path], ids: list[str], layout: Layout, source: str) -> int:
+    """K from the first per-image file (of three tried) that has three dimensions."""
+    shapes = []
+    for index in sorted({0, len(ids) // 2, len(ids) - 1}):
+        try:
+            shape = load_probs_file(ids[index], files[index]).shape
+        except ImageError:
+            continue
+        if len(shape) == 3:
+            return int(shape[class_axis(layout, 3)])
+        shapes.append(f"{files[index].name} {shape}")
+    raise DatasetError(
+        f"{source}: no readable per-image file with 3 dimensions among those tried "
+        f"({'; '.join(shapes) or 'none readable'}); expected (K, H, W) or, with --layout nhwc, "
+        "(H, W, K)"
+    )
+
+
+def _stacked(
+    ids: list[str], masks: list[Path], reader: ProbsReader, rows: list[int], layout: Layout
+) -> StackedDataset:
+    classes = int(reader.shape[class_axis(layout, 4)])
+    return StackedDataset(ids, masks, reader.path, classes, reader=reader, rows=rows)
+
+
+def _files(
+    ids: list[str], masks: list[Path], files: list[Path], source: str, layout: Layout
+) -> FileDataset:
+    classes = _file_classes(files, ids, layout, source)
+    return FileDataset(ids, masks, source, classes, files=files)
+
+
+def _pair_folder(spec: InputSpec) -> PairedDataset:
+    if spec.labels is None or spec.probs is None:
+        raise DatasetError("give --labels and --probs, or a --manifest")
+    masks = mask_ids(spec.labels)
+    layout = spec.layout
+    if not is_url(spec.probs) and is_probs_folder(Path(spec.probs)):
+        probs = FileProbs.open(Path(spec.probs))
+        if spec.ids is not None:
+            ids = read_ids_file(spec.ids)
+            _check_unique(ids, str(spec.ids))
+            _check_pairing(ids, masks.keys(), str(spec.labels), "mask")
+            _check_pairing(ids, probs.files.keys(), probs.path, "probabilities file")
+        else:
+            ids = sorted(masks)
+            unpaired = sorted(set(probs.files) - set(masks))
+            if unpaired:
+                raise DatasetError(
+                    f"{probs.path}: {len(unpaired)} probabilities file(s) have no mask in "
+                    f"{spec.labels}: {listed(unpaired)}"
+                )
+            unpaired = [i for i in ids if i not in probs.files]
+            if unpaired:
+                raise DatasetError(
+                    f"{spec.labels}: {len(unpaired)} mask(s) have no probabilities file in "
+                    f"{probs.path}: {listed(unpaired)}"
+                )
+        files = [probs.files[i] for i in ids]
+        return _files(ids, [masks[i] for i in ids], files, probs.path, layout)
+    reader = open_probs(spec.probs)
+    n = reader.shape[0]
+    if spec.ids is not None:
+        ids, source = read_ids_file(spec.ids), str(spec.ids)
+    elif reader.image_ids is not None:
+        ids, source = reader.image_ids, f"{reader.path} (image_ids attribute)"
+    else:
+        ids, source = sorted(masks), f"sorted mask names in {spec.labels}"
+    if len(ids) != n:
+        raise DatasetError(
+            f"{reader.path}: holds {n} images but {source} lists {len(ids)} ids; "
+            "give the probabilities' image order with --ids FILE (or use --manifest)"
+        )
+    _check_unique(ids, source)
+    _check_pairing(ids, masks.keys(), str(spec.labels), "mask")
+    return _stacked(list(ids), [masks[i] for i in ids], reader, list(range(n)), layout)
+
+
+def _pair_manifest(spec: InputSpec, manifest: Path) -> PairedDataset:
+    rows = read_manifest(manifest)
+    ids = [row.image_id for row in rows]
+    absent = [row.image_id for row in rows if not row.mask.is_file()]
+    if absent:
+        raise DatasetError(
+            f"{manifest}: mask file missing for {len(absent)} id(s): {listed(absent)}"
+        )
+    masks = [row.mask for row in rows]
+    images = [row.image for row in rows]
+    dataset: PairedDataset
+    if rows[0].probs_path is not None:
+        files = [row.probs_path for row in rows if row.probs_path is not None]
+        absent = [row.image_id for row in rows if row.probs_path and not row.probs_path.is_file()]
+        if absent:
+            raise DatasetError(
+                f"{manifest}: probabilities file missing for {len(absent)} id(s): {listed(absent)}"
+            )
+        dataset = _files(ids, masks, files, str(manifest), spec.layout)
+    else:
+        if spec.probs is None:
+            raise DatasetError(
+                f"{manifest}: the probs column holds array rows; pass the array with --probs"
+            )
+        reader = open_probs(spec.probs)
+        indices = [row.probs_index for row in rows if row.probs_index is not None]
+        outside = [i for i, r in zip(ids, indices, strict=True) if r >= reader.shape[0]]
+        if outside:
+            raise DatasetError(
+                f"{manifest}: probs row out of range (the array holds {reader.shape[0]} "
+                f"images) for: {listed(outside)}"
+            )
+        dataset = _stacked(ids, masks, reader, indices, spec.layout)
+    dataset.images = images
+    return dataset
+
+
+def pair(spec: InputSpec) -> PairedDataset:
+    """Pair masks with probabilities (no image read yet, default reading options)."""
+    if spec.manifest is not None:
+        if spec.labels is not None:
+            raise DatasetError(
+                f"{spec.manifest}: the manifest names the masks; drop --labels {spec.labels}"
+            )
+        return _pair_manifest(spec, spec.manifest)
+    return _pair_folder(spec)
+
+
+def open_inputs(spec: InputSpec, *, probe: bool = True) -> Inputs:
+    """Pair, check the classes config against the data, set how images are read, and probe
+    a few images (see the module doc). The classes: the config's, else numbered ones;
+    --ignore-index wins over the config's ignore values."""
+    config = load_classes(spec.classes) if spec.classes else None
+    ignore = spec.ignore
+    if ignore is None:
+        ignore = config.ignore if config is not None else frozenset({255})
+    dataset = pair(spec)
+    if config is not None and config.num_classes != dataset.classes:
+        axis = "last" if spec.layout is Layout.NHWC else "first"
+        raise DatasetError(
+            f"{spec.classes}: lists {config.num_classes} classes but the probabilities in "
+            f"{dataset.source} have {dataset.classes} (class axis {axis}; see --layout); use "
+            "the config the model was trained with"
+        )
+    dataset.transform = spec.transform
+    dataset.decoder = MaskDecoder.from_config(config, ignore)
+    dataset.ignore = ignore
+    if probe:
+        dataset.probe()
+    classes = default_classes(dataset.classes, ignore) if config is None else config
+    return Inputs(dataset, replace(classes, ignore=ignore), spec)
+
+
+def open_folder(labels: Path, probs: Path | str, ids: Path | None = None) -> PairedDataset:
+    """Masks named by id paired with probabilities, default reading options (for the
+    library and tests)."""
+    return open_inputs(InputSpec(labels=labels, probs=probs, ids=ids)).dataset
