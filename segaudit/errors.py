@@ -1,6 +1,8 @@
 """segaudit's exceptions and the CLI's exit codes.
 
-The library raises; only the CLI turns an exception into an exit code.
+The library raises; only the CLI turns an exception into an exit code. Errors whose cause
+is the input are ``ValueError``s too, so ``except ValueError`` around cleanlab-style code
+keeps working.
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ class OptionError(SegauditError, ValueError):
     """An argument is out of range (a ValueError too, as library users expect)."""
 
 
-class ConfigError(SegauditError):
+class ConfigError(SegauditError, ValueError):
     """A configuration or policy file is invalid."""
 
 
-class DatasetError(SegauditError):
+class DatasetError(SegauditError, ValueError):
     """The dataset as a whole cannot be audited (missing files, mismatched ids, shapes)."""
 
 
@@ -38,7 +40,7 @@ class OutputError(SegauditError):
     """An output file or folder cannot be written (exists as a file, no permission, disk full)."""
 
 
-class ImageError(SegauditError):
+class ImageError(SegauditError, ValueError):
     """One image cannot be audited (unreadable mask, bad values); other images still can."""
 
     def __init__(self, image_id: str, reason: str) -> None:
@@ -49,3 +51,8 @@ class ImageError(SegauditError):
 
 class ProbabilityError(ImageError):
     """The predicted probabilities of one image are not valid probabilities."""
+
+
+class ProbabilitySumWarning(UserWarning):
+    """The library was given class probabilities that do not sum to 1 and audits them as
+    given (the CLI refuses them instead and suggests --logits)."""
