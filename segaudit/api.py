@@ -624,13 +624,8 @@ def common_label_issues(
             )
     if pandas is None:
         return pairs
-    return pandas.DataFrame(
-        {
-            "given_label": [name(p.given) for p in pairs],
-            "predicted_label": [name(p.predicted) for p in pairs],
-            "num_pixel_issues": np.array([p.pixels for p in pairs], dtype=np.int64),
-        }
-    )
+    rows = [(name(p.given), name(p.predicted), p.pixels) for p in pairs]
+    return pandas.DataFrame(rows, columns=["given_label", "predicted_label", "num_pixel_issues"])
 
 
 def filter_by_class(
