@@ -214,9 +214,10 @@ class ArrayDataset:
     """A dataset over arrays already in memory (or memory-mapped).
 
     ``downsample`` > 1 pools each image as it is read: labels by majority vote (pixels in
-    ``ignore`` do not vote), probabilities by mean. Labels may be integral floats; other
-    probability dtypes are widened per image. ``sums``, when set, sees each image's
-    probabilities (for the library's "do not sum to 1" warning).
+    ``ignore`` do not vote), probabilities by mean. With ``convert``, labels may be integral
+    floats and other probability dtypes are widened, per image (as the cleanlab-named
+    functions accept them); without, the engine names the image it cannot read. ``sums``,
+    when set, sees each image's probabilities (for the library's "do not sum to 1" warning).
     """
 
     labels: NDArray[Any]
@@ -226,6 +227,7 @@ class ArrayDataset:
     downsample: int = 1
     ignore: frozenset[int] = frozenset()
     sums: _SumMonitor | None = None
+    convert: bool = False
     _ids: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -248,8 +250,10 @@ class ArrayDataset:
         probs = np.asarray(self.pred_probs[block.start : block.stop])
         for offset, index in enumerate(block):
             image_id = self._ids[index]
-            labels = _integer_labels(image_id, np.asarray(self.labels[index]))
-            image = _float_probs(image_id, probs[offset])
+            labels, image = self.labels[index], probs[offset]
+            if self.convert:
+                labels = _integer_labels(image_id, np.asarray(labels))
+                image = _float_probs(image_id, image)
             if self.sums is not None:
                 self.sums.see(image)
             if self.downsample > 1:
@@ -276,7 +280,13 @@ def _audit(
     ignore = _ignore(ignore_index)
     sums = _SumMonitor()
     dataset = ArrayDataset(
-        labels, pred_probs, block_size=block_size, downsample=downsample, ignore=ignore, sums=sums
+        labels,
+        pred_probs,
+        block_size=block_size,
+        downsample=downsample,
+        ignore=ignore,
+        sums=sums,
+        convert=True,
     )
     options = AuditOptions(temperature=temperature, ignore=ignore, strict=True, check_sums=False)
     result = run_audit(dataset, options, executor=executor, sinks=sinks)

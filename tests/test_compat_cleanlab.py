@@ -65,6 +65,7 @@ RNG = np.random.default_rng(15)
 L = RNG.integers(0, 3, (3, 8, 8))
 P = RNG.random((3, 3, 8, 8))  # unnormalised, as in cleanlab's own tests
 PN = P / P.sum(axis=1, keepdims=True)
+HOT = np.eye(3, dtype=np.uint8)[PN.argmax(axis=1)].transpose(0, 3, 1, 2)  # one-hot integers
 
 
 def _with(labels: NDArray[Any], value: int) -> NDArray[Any]:
@@ -354,6 +355,8 @@ ROWS: list[Row] = [
     row("fli-float32", FLI, L, P.astype(np.float32), **Q),
     row("fli-float16", FLI, L, PN.astype(np.float16), **Q),
     row("fli-uint8-labels", FLI, L.astype(np.uint8), P, **Q),
+    row("fli-one-hot-int-probs", FLI, L, HOT.astype(int), **Q),
+    row("glqs-one-hot-uint8-probs", GLQS, L, HOT, **Q),
     row("fli-bool-labels", FLI, (L > 0), P[:, :2], **Q),
     row("fli-integral-float-labels", FLI, L.astype(float), P, **Q),
     row("fli-label-K", FLI, LK, P, **Q),
