@@ -12,9 +12,11 @@ from segaudit.api import (
     ArrayDataset,
     audit_arrays,
     common_label_issues,
+    display_issues,
     filter_by_class,
     find_label_issues,
     get_label_quality_scores,
+    issues_from_scores,
 )
 from segaudit.core.audit import AuditOptions, AuditResult, ImageRecord, IssuePair, run_audit
 from segaudit.errors import SegauditError
@@ -34,8 +36,10 @@ __all__ = [
     "__version__",
     "audit_arrays",
     "common_label_issues",
+    "display_issues",
     "filter_by_class",
     "find_label_issues",
     "get_label_quality_scores",
+    "issues_from_scores",
     "run_audit",
 ]
