@@ -130,6 +130,8 @@ def _stacked_info(
         label = reader.image_ids[index] if reader.image_ids else f"#{index}"
         try:
             image = reader.read(index, index + 1)[0]
+            if not isinstance(image, np.ndarray):  # a compact image: its dense values
+                image = image.expand()
         except Exception as error:  # zarr raises many kinds for a corrupt chunk
             problems.append(f"{reader.path}: cannot read image {label} ({error})")
             continue

@@ -12,7 +12,7 @@ from segaudit.calibration import audit_dataset, check_compatible, load_calibrati
 from segaudit.config import ClassesConfig, default_classes, load_classes
 from segaudit.core.audit import AuditOptions, AuditResult, ProgressCallback, flagged_mask
 from segaudit.core.dataset import Dataset
-from segaudit.core.pixel import digest_image
+from segaudit.core.compact import digest_probs
 from segaudit.core.regions import DEFAULT_CONNECTIVITY, DEFAULT_MIN_AREA, RegionOptions
 from segaudit.io.dataset import DatasetSpec, FolderDataset, open_dataset
 from segaudit.io.masks import MaskDecoder
@@ -104,7 +104,7 @@ def render_overlays(
         for image in dataset.load(range(index, index + 1)):
             if image.labels is None or image.probs is None:
                 continue
-            digest = digest_image(image.image_id, image.labels, image.probs, ignore)
+            digest = digest_probs(image.image_id, image.labels, image.probs, ignore)
             writer(index, image.image_id, digest, flagged_mask(digest, result.cutoff))
 
 

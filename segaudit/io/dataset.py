@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from segaudit.core.compact import CompactImage, digest_probs
 from segaudit.core.dataset import LoadedImage, even_blocks
-from segaudit.core.pixel import digest_image
 from segaudit.errors import DatasetError, ImageError
 from segaudit.io.manifest import read_manifest
 from segaudit.io.masks import MaskDecoder, mask_ids, read_mask
 from segaudit.io.probfiles import FileProbs, is_probs_folder, load_probs_file
 from segaudit.io.probs import ProbsReader, is_url, open_probs
+from segaudit.io.store import StoreProbs
 from segaudit.io.transforms import ImageTransform, Layout, class_axis, summarize_values
 
 #: How many ids an error message lists before it says "and N more".
@@ -120,10 +121,10 @@ class FolderDataset:
                 start = i
         return blocks
 
-    def _raw(self, block: range) -> list[NDArray[np.floating] | ImageError]:
+    def _raw(self, block: range) -> list[NDArray[np.floating] | CompactImage | ImageError]:
         """Each image's stored probabilities (as on disk), or why they cannot be read."""
         if self.files is not None:
-            out: list[NDArray[np.floating] | ImageError] = []
+            out: list[NDArray[np.floating] | CompactImage | ImageError] = []
             for index in block:
                 try:
                     out.append(np.asarray(load_probs_file(self.ids[index], self.files[index])))
@@ -150,7 +151,9 @@ class FolderDataset:
                 if isinstance(raw, ImageError):
                     raise raw
                 labels = read_mask(image_id, self.masks[index], self.decoder)
-                labels, probs = self.transform.apply(image_id, labels, raw, self.ignore)
+                probs: NDArray[np.floating] | CompactImage = raw
+                if isinstance(raw, np.ndarray):  # compact images are read as stored
+                    labels, probs = self.transform.apply(image_id, labels, raw, self.ignore)
                 if probs.shape[0] != self.classes:
                     raise ImageError(
                         image_id,
@@ -172,7 +175,7 @@ class FolderDataset:
             error = image.error
             if error is None and image.labels is not None and image.probs is not None:
                 try:
-                    digest_image(image.image_id, image.labels, image.probs, self.ignore)
+                    digest_probs(image.image_id, image.labels, image.probs, self.ignore)
                 except ImageError as failure:
                     error = failure
             if error is None:
@@ -182,7 +185,7 @@ class FolderDataset:
 
     def _class_first_raw(self, index: int) -> NDArray[np.floating] | None:
         raw = self._raw(range(index, index + 1))[0]
-        if isinstance(raw, ImageError) or raw.ndim != 3:
+        if not isinstance(raw, np.ndarray) or raw.ndim != 3:
             return None
         return np.moveaxis(raw, -1, 0) if self.transform.layout is Layout.NHWC else raw
 
@@ -381,6 +384,8 @@ def open_dataset(spec: DatasetSpec) -> FolderDataset:
             f"the probabilities in {dataset.source} have {classes} (class axis {axis}; "
             "see --layout); use the config the model was trained with"
         )
+    if isinstance(dataset.probs, StoreProbs):
+        dataset.probs.check_transform(spec.transform)
     dataset.transform, dataset.decoder = spec.transform, spec.decoder
     dataset.ignore, dataset.classes = spec.ignore, classes
     if spec.probe:

@@ -3,6 +3,7 @@ a zarr array or group (v2 or v3, local or an fsspec URL), or a memory-mapped .np
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,6 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from segaudit.core.compact import CompactImage
 from segaudit.errors import DatasetError
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
@@ -35,7 +37,12 @@ class ProbsReader(Protocol):
     block_size: int
     image_ids: list[str] | None
 
-    def read(self, start: int, stop: int) -> NDArray[np.floating]: ...
+    def read(
+        self, start: int, stop: int
+    ) -> NDArray[np.floating] | Sequence[NDArray[np.floating] | CompactImage]:
+        """An (n, K, H, W) array, or one entry per image (a segaudit store's per-image
+        or compact images, see :mod:`segaudit.io.store`)."""
+        ...
 
 
 def _check_array(path: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
@@ -156,9 +163,12 @@ def open_zarr_array(path: str) -> Any:
 
 
 def open_probs(path: Path | str) -> ProbsReader:
-    """Open probabilities by what the path is: a ``.npy`` file, or a zarr store or URL."""
+    """Open probabilities by what the path is: a ``.npy`` file, a store written by segaudit
+    (its ``encoding`` attribute says how to read it), or another zarr store or URL."""
+    from segaudit.io.store import StoreProbs
+
     if is_url(path):
-        return ZarrProbs.open(str(path))
+        return StoreProbs.open(str(path)) or ZarrProbs.open(str(path))
     path = Path(path)
     if path.suffix == ".npy":
         if not path.is_file():
@@ -166,4 +176,4 @@ def open_probs(path: Path | str) -> ProbsReader:
         return NpyProbs.open(path)
     if not path.exists():
         raise DatasetError(f"{path}: probabilities not found (expected a .npy file or zarr store)")
-    return ZarrProbs.open(path)
+    return StoreProbs.open(str(path)) or ZarrProbs.open(path)
