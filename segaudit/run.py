@@ -11,8 +11,8 @@ from segaudit.baseline import MASK_HASHES_FILE, write_mask_hashes
 from segaudit.calibration import audit_dataset, check_compatible, load_calibration
 from segaudit.config import ClassesConfig, default_classes, load_classes
 from segaudit.core.audit import AuditOptions, AuditResult, ProgressCallback, flagged_mask
-from segaudit.core.dataset import Dataset
 from segaudit.core.compact import digest_probs
+from segaudit.core.dataset import Dataset
 from segaudit.core.regions import DEFAULT_CONNECTIVITY, DEFAULT_MIN_AREA, RegionOptions
 from segaudit.io.dataset import DatasetSpec, FolderDataset, open_dataset
 from segaudit.io.masks import MaskDecoder

@@ -269,8 +269,9 @@ class ProbsWriter:
             return {"probs": codes}
         classes = np.empty((self.top_k, h, w), class_id_dtype(k))
         stored = np.empty((self.top_k, h, w), self.dtype)
+        as_codes = self.dtype == "uint8"
         for top in range(0, h, rows):
-            ids, values = encode_top_k(probs[:, top : top + rows], self.top_k, self.dtype == "uint8")
+            ids, values = encode_top_k(probs[:, top : top + rows], self.top_k, as_codes)
             classes[:, top : top + rows], stored[:, top : top + rows] = ids, values
         return {"classes": classes, "probs": stored}
 
