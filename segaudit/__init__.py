@@ -16,6 +16,7 @@ from segaudit.api import (
 )
 from segaudit.core.audit import AuditOptions, AuditResult, ImageRecord, IssuePair, run_audit
 from segaudit.errors import SegauditError
+from segaudit.io.writer import ProbsWriter
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "AuditResult",
     "ImageRecord",
     "IssuePair",
+    "ProbsWriter",
     "SegauditError",
     "__version__",
     "audit_arrays",
