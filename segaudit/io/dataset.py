@@ -139,6 +139,8 @@ class FolderDataset:
                 return [stacked[j] for j in range(len(rows))]
             return [self.probs.read(r, r + 1)[0] for r in rows]
         except Exception as error:  # a corrupt chunk spoils the images stored in it
+            if len(block) > 1:  # only those: read the block's images one by one
+                return [raw for i in block for raw in self._raw(range(i, i + 1))]
             return [
                 ImageError(self.ids[i], f"{self.probs.path}: cannot read probabilities ({error})")
                 for i in block
