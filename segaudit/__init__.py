@@ -20,6 +20,7 @@ from segaudit.api import (
 )
 from segaudit.core.audit import AuditOptions, AuditResult, ImageRecord, IssuePair, run_audit
 from segaudit.errors import SegauditError
+from segaudit.io.writer import ProbsWriter
 
 try:
     __version__ = version("segaudit")
@@ -32,6 +33,7 @@ __all__ = [
     "AuditResult",
     "ImageRecord",
     "IssuePair",
+    "ProbsWriter",
     "SegauditError",
     "__version__",
     "audit_arrays",

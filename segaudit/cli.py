@@ -645,6 +645,65 @@ def inspect(
         raise typer.Exit(ExitCode.USAGE)
 
 
+@app.command()
+@handle_errors
+def convert(
+    probs: Annotated[
+        str,
+        typer.Option(
+            "--probs",
+            help="Probabilities to convert: anything score reads (zarr array/group or URL, .npy, folder of per-image .npy/.npz, a segaudit store).",
+        ),
+    ],
+    out_store: Annotated[
+        Path,
+        typer.Option("--out", help="The zarr store to write (replaced only with --overwrite)."),
+    ],
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            "--top-k",
+            min=1,
+            help="Keep each pixel's K most likely classes; the rest of the mass is spread evenly over the others.",
+        ),
+    ] = None,
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype",
+            help="float16 (default), float32, or uint8 (1/255 steps); with --top-k: float16 or uint8.",
+        ),
+    ] = "float16",
+    layout: LayoutOption = Layout.NCHW,
+    logits: LogitsOption = False,
+    ids: IdsOption = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing store.")
+    ] = False,
+) -> None:
+    """Write probabilities as a segaudit store, optionally compact (uint8, top-k), atomically.
+
+    See docs/guide/probabilities.md for what the compact encodings change."""
+    from segaudit.commands.convert import ConvertRequest
+    from segaudit.commands.convert import convert as run_convert
+
+    request = ConvertRequest(
+        _probs_location(probs) or probs, out_store, top_k, dtype, layout, logits, ids, overwrite
+    )
+    with progress_bars() as on_progress:
+        outcome = run_convert(request, on_progress)
+    ratio = (
+        f"; input {outcome.input_bytes / 1e6:.1f} MB ({outcome.input_bytes / outcome.bytes:.1f}x)"
+        if outcome.input_bytes and outcome.bytes
+        else ""
+    )
+    out.print(
+        f"wrote {outcome.path}: {outcome.images} images, {outcome.num_classes} classes, "
+        f"{outcome.encoding}, {outcome.bytes / 1e6:.1f} MB{ratio}",
+        highlight=False,
+    )
+
+
 def main() -> None:
     """Console-script entry point: SIGTERM ends a run as Ctrl-C does (clean-up, exit 143)."""
     signal.signal(signal.SIGTERM, _on_sigterm)

@@ -22,7 +22,8 @@ from segaudit.io.manifest import read_manifest
 from segaudit.io.masks import MaskDecoder, mask_ids, read_mask
 from segaudit.io.paired import STORAGE_ERRORS
 from segaudit.io.probfiles import FileProbs, is_probs_folder
-from segaudit.io.probs import ProbsReader, is_url, open_probs
+from segaudit.io.probs import ProbsReader, is_url
+from segaudit.io.sources import open_probs
 from segaudit.io.transforms import (
     Layout,
     ValueSummary,
@@ -121,6 +122,8 @@ def _stacked_info(
         label = reader.image_ids[index] if reader.image_ids else f"#{index}"
         try:
             image = reader.read(index, index + 1)[0]
+            if not isinstance(image, np.ndarray):  # a compact image: its dense values
+                image = image.expand()
         except STORAGE_ERRORS as error:  # a corrupt chunk: a problem to list
             problems.append(f"{reader.path}: cannot read image {label} ({error})")
             continue

@@ -21,7 +21,9 @@ from segaudit.io.manifest import read_manifest
 from segaudit.io.masks import MaskDecoder, mask_ids
 from segaudit.io.paired import FileDataset, PairedDataset, StackedDataset
 from segaudit.io.probfiles import FileProbs, is_probs_folder, load_probs_file
-from segaudit.io.probs import ProbsReader, is_url, open_probs
+from segaudit.io.probs import ProbsReader, is_url
+from segaudit.io.sources import open_probs
+from segaudit.io.store import StoreProbs
 from segaudit.io.transforms import ImageTransform, Layout, Resize, class_axis
 
 #: How many ids an error message lists before it says "and N more".
@@ -250,6 +252,8 @@ def open_inputs(spec: InputSpec, *, probe: bool = True) -> Inputs:
             f"{dataset.source} have {dataset.classes} (class axis {axis}; see --layout); use "
             "the config the model was trained with"
         )
+    if isinstance(dataset, StackedDataset) and isinstance(dataset.reader, StoreProbs):
+        dataset.reader.check_transform(spec.transform)  # compact stores are read as stored
     dataset.transform = spec.transform
     dataset.decoder = MaskDecoder.from_config(config, ignore)
     dataset.ignore = ignore
