@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 EXAMPLE := build/example
 DEMO    := build/demo-run
 
-.PHONY: all venv test lint demo bench clean
+.PHONY: all venv test lint demo bench eval clean
 
 all: test
 
@@ -43,6 +43,12 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench.py
+
+# Detection benchmark (benchmarks/detection): data, a cross-validated model and the table,
+# cached under build/detection. scikit-learn comes with the test extra; `bench` names it.
+eval: venv
+	$(BIN)/python -c 'import sklearn' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/detection/run.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -135,15 +135,15 @@ SELF_CONFIDENCE_FLOOR = 1e-3
 #: Logistic weights over the features of ``feature_matrix`` (same order), last is the bias.
 #: Tuned on benchmarks/detection (preset full, seed 1); reported on seed 2.
 DEFAULT_WEIGHTS: Mapping[str, float] = {
-    "log_area": 0.574,
-    "log_self_confidence": -1.251,
-    "predicted_probability": -1.055,
-    "edge_fraction": -0.582,
-    "log_thickness": -0.393,
-    "object_coverage": -1.508,
-    "pair_share": -1.401,
-    "log_interior_area": 0.326,
-    "bias": -7.424,
+    "log_area": 0.575,
+    "log_self_confidence": -0.868,
+    "predicted_probability": -1.45,
+    "edge_fraction": -1.808,
+    "log_thickness": 0.004,
+    "object_coverage": -2.309,
+    "pair_share": -2.086,
+    "log_interior_area": -0.053,
+    "bias": -3.388,
 }
 FEATURES = tuple(name for name in DEFAULT_WEIGHTS if name != "bias")
 
