@@ -12,8 +12,10 @@ from segaudit.core import methods
 from segaudit.core.image import softmin_score
 from segaudit.core.pixel import PixelDigest
 from segaudit.core.region_score import (
+    DEFAULT_WEIGHTS,
     EDGE_BAND,
     FEATURES,
+    feature_matrix,
     pair_shares,
     region_features,
     region_rank,
@@ -106,7 +108,10 @@ def test_score_prefers_a_confident_thick_region_to_a_thin_unsure_band() -> None:
     by_pair = {(r.given, r.predicted): s for r, s in zip(regions, scores, strict=True)}
     assert by_pair[(2, 0)] > by_pair[(1, 0)]
     assert ((scores > 0) & (scores < 1)).all()
-    assert len(FEATURES) == 8
+    # the streamed split (pass-2 logits, pair shares at the end) is the logistic formula
+    w = np.array([DEFAULT_WEIGHTS[name] for name in FEATURES])
+    logit = feature_matrix(regions, feats, shares) @ w + DEFAULT_WEIGHTS["bias"]
+    np.testing.assert_allclose(scores, 1 / (1 + np.exp(-logit)), rtol=1e-12)
 
 
 def test_pair_shares_count_images_not_regions() -> None:
@@ -146,6 +151,8 @@ def test_threshold_softmin_and_region_evidence() -> None:
     assert methods.threshold_softmin(image, context) == softmin_score(ratios, 0.1)
     assert methods.region_evidence(image, context) == pytest.approx(0.2)
     assert methods.region_evidence(methods.ImageEvidence(sc), context) == 1.0
+    assert methods.region_none(image, context) == pytest.approx(0.7 * 0.2)
+    assert methods.region_none(methods.ImageEvidence(sc), context) == 1.0
     with pytest.raises(OptionError, match="thresholds"):
         methods.threshold_softmin(methods.ImageEvidence(sc), methods.DatasetContext())
     with pytest.raises(OptionError, match="softmin, num_pixel_issues"):

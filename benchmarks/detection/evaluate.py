@@ -224,13 +224,18 @@ def region_precision(
     n_images: int,
     k: int,
     reps: int,
+    baseline: NDArray[np.float64] | None = None,
 ) -> Interval:
-    """precision@k of the region queue ordered by ``scores``; resampling images."""
+    """precision@k of the region queue ordered by ``scores``, resampling images; with a
+    ``baseline`` order, the difference of the two on the same resamples (paired)."""
     members = [np.flatnonzero(image == i) for i in range(n_images)]
 
     def stat(idx: NDArray[np.intp]) -> float:
         rows = np.concatenate([members[i] for i in idx])
-        return precision_at_k(scores[rows], real[rows], k)
+        value = precision_at_k(scores[rows], real[rows], k)
+        if baseline is not None:
+            value -= precision_at_k(baseline[rows], real[rows], k)
+        return value
 
     return bootstrap(stat, n_images, reps=reps)
 

@@ -110,6 +110,15 @@ def report(preset_name: str, seed: int, reps: int = 400, cache: Path = CACHE) ->
         [name, *(str(region_precision(s, real, image, n, k, reps)) for k in (50, 100, 200))]
         for name, s in orders.items()
     ]
+    rows.append(
+        [
+            "queue minus area (paired)",
+            *(
+                str(region_precision(scores, real, image, n, k, reps, x[:, 0]))
+                for k in (50, 100, 200)
+            ),
+        ]
+    )
     out += [
         f"### Region queue: {real.size} regions, {int(real.sum())} real "
         f"({real.mean():.1%}; real = most of its pixels differ from the clean mask)",

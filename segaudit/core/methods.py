@@ -17,6 +17,9 @@ method                 score                                                    
 ``region_evidence``    1 - the largest ``region_score`` (segaudit.core.region_score) after pass 2
                        among the image's regions: the chance its most suspect region +regions
                        is not a real error                                          +shares
+``region_none``        the product of (1 - ``region_score``) over its regions: the  as above
+                       chance none is a real error, were they independent (many
+                       modest regions add up: a class dropped in every object)
 =====================  ==========================================================  ===========
 
 Each method is a pure function of an ``ImageEvidence`` (what the streaming engine has of
@@ -99,6 +102,13 @@ def region_evidence(image: ImageEvidence, context: DatasetContext) -> float:
     return 1.0 - float(image.region_scores.max())
 
 
+def region_none(image: ImageEvidence, context: DatasetContext) -> float:
+    """The product of (1 - region score) over the image's regions (1.0 when none)."""
+    if image.self_confidence.size == 0:
+        return math.nan
+    return float(np.prod(1.0 - image.region_scores))
+
+
 Method = Callable[[ImageEvidence, DatasetContext], float]
 
 #: Every method by name; ``softmin`` first (the default).
@@ -109,6 +119,7 @@ METHODS: Mapping[str, Method] = MappingProxyType(
         "worst_pixel": worst_pixel,
         "threshold_softmin": threshold_softmin,
         "region_evidence": region_evidence,
+        "region_none": region_none,
     }
 )
 
@@ -121,6 +132,7 @@ NEEDS: Mapping[str, str] = MappingProxyType(
         "worst_pixel": "pass1",
         "threshold_softmin": "pass2",
         "region_evidence": "regions",
+        "region_none": "regions",
     }
 )
 

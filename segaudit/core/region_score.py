@@ -175,19 +175,48 @@ def feature_matrix(
     return np.asarray(rows, np.float64).reshape(len(rows), len(FEATURES))
 
 
+def region_logits(
+    regions: Sequence[Region],
+    features: Sequence[RegionFeatures],
+    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+) -> NDArray[np.float64]:
+    """The part of each region's logit known in pass 2: every term but the pair share's
+    (which needs all images). The streaming engine keeps these few floats per region."""
+    no_shares = np.zeros((1 + max((max(r.given, r.predicted) for r in regions), default=0),) * 2)
+    matrix = feature_matrix(regions, features, no_shares)
+    w = np.array([weights[name] for name in FEATURES], np.float64)
+    # an elementwise sum, not a BLAS product: the same bits on every machine
+    logits: NDArray[np.float64] = (matrix * w).sum(axis=1) + weights["bias"]
+    return logits
+
+
+def finish_scores(
+    logits: NDArray[np.float64],
+    given: NDArray[np.intp],
+    predicted: NDArray[np.intp],
+    shares: NDArray[np.float64],
+    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+) -> NDArray[np.float64]:
+    """``region_score`` in [0, 1] from ``region_logits`` and the regions' pairs, once
+    ``pair_shares`` is known."""
+    total = logits + weights["pair_share"] * shares[given, predicted]
+    scores: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-np.clip(total, -50, 50)))
+    return scores
+
+
 def region_scores(
     regions: Sequence[Region],
     features: Sequence[RegionFeatures],
     shares: NDArray[np.float64],
     weights: Mapping[str, float] = DEFAULT_WEIGHTS,
 ) -> NDArray[np.float64]:
-    """Each region's ``region_score`` in [0, 1]: higher = more likely a real label error."""
-    matrix = feature_matrix(regions, features, shares)
-    w = np.array([weights[name] for name in FEATURES], np.float64)
-    # an elementwise sum, not a BLAS product: the same bits on every machine
-    logit = (matrix * w).sum(axis=1) + weights["bias"]
-    scores: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))
-    return scores
+    """Each region's ``region_score`` in [0, 1]: higher = more likely a real label error.
+    (``region_logits`` then ``finish_scores``, in one call.)"""
+    given = np.array([r.given for r in regions], np.intp)
+    predicted = np.array([r.predicted for r in regions], np.intp)
+    return finish_scores(
+        region_logits(regions, features, weights), given, predicted, shares, weights
+    )
 
 
 def region_rank(scores: Sequence[NDArray[np.float64]]) -> list[NDArray[np.int64]]:
