@@ -3,27 +3,27 @@
 ``softmin`` (the default, method.md §1, equal to the reference) leans on an image's worst
 pixels, but saturates: once ~100 pixels are near zero, more bad pixels change nothing, and a
 thin band of unsure pixels along every outline weighs like a mislabelled object. The other
-methods use what softmin ignores:
+methods use what softmin ignores. Each is listed with when the streaming engine has its
+inputs:
 
-=====================  ==========================================================  ===========
-method                 score                                                        needs
-=====================  ==========================================================  ===========
-``softmin``            softmin of the pixels' self-confidence                       pass 1
-``num_pixel_issues``   1 - flagged pixels / valid pixels (the reference's method)  pass 2
-``worst_pixel``        the lowest self-confidence                                  pass 1
-``threshold_softmin``  softmin of self-confidence over its class threshold (capped  pass 2
-                       at 1): a pixel counts only as far as it falls below what its
-                       class usually gets, so unsure classes stop dominating
-``region_evidence``    1 - the largest ``region_score`` (segaudit.core.region_score) after pass 2
-                       among the image's regions: the chance its most suspect region +regions
-                       is not a real error                                          +shares
-``region_none``        the product of (1 - ``region_score``) over its regions: the  as above
-                       chance none is a real error, were they independent (many
-                       modest regions add up: a class dropped in every object)
-=====================  ==========================================================  ===========
+- ``softmin``: softmin of the pixels' self-confidence. Pass 1.
+- ``num_pixel_issues``: 1 - flagged pixels / valid pixels (the reference's method). Pass 2.
+- ``worst_pixel``: the lowest self-confidence. Pass 1.
+- ``threshold_softmin``: softmin of self-confidence over its class's threshold, capped at 1:
+  a pixel counts only as far as it falls below what its class usually gets, so classes the
+  model is unsure of everywhere stop dominating. Pass 2 (needs pass 1's thresholds).
+- ``region_evidence``: 1 - the largest ``region_score`` (:mod:`segaudit.core.region_score`)
+  among the image's regions: the chance its most suspect region is not a real error. After
+  pass 2 (the scores need every image's (given, predicted) pairs); per image it is enough to
+  keep, for each pair, the largest ``region_logits`` value, since the score grows with it.
+- ``region_none``: the product of (1 - ``region_score``) over its regions: the chance none is
+  a real error, were they independent. After pass 2; needs every region's logit.
 
-Each method is a pure function of an ``ImageEvidence`` (what the streaming engine has of
-one image at the stage in the "needs" column) and a ``DatasetContext``.
+On benchmarks/detection (docs/guide/detection.md) only ``region_evidence`` beats softmin's
+AUPRC overall, and only just; softmin stays the default.
+
+Each method is a pure function of an ``ImageEvidence`` (what the engine has of one image)
+and a ``DatasetContext``.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@
 regions in the order most likely to be real errors. Most flagged regions are not errors: they
 are thin bands along the given mask's edges, where any model is unsure where one class ends
 (a boundary shifted by a pixel), or confusions the model makes in every image (road next to
-sidewalk). Real errors are thick, cover much of the given object (an object labelled as the
-wrong class, a dropped object), or are pairs that are rare across the dataset.
+sidewalk). On the benchmark, real errors are larger, lie off the edges, have a self-confidence
+near zero (the model all but rules the given label out), and are pairs that are rare across
+the dataset; a region covering the whole of a small given object is more often the model
+missing that object than an annotator's slip (the fitted weight on coverage is negative).
 
 Three steps, all pure functions (numpy and scipy.ndimage, no I/O):
 
@@ -16,7 +18,13 @@ Three steps, all pure functions (numpy and scipy.ndimage, no I/O):
    each (given, predicted) pair has a region.
 3. ``region_scores(...)`` then ``region_rank(...)``: a logistic score in [0, 1] from the
    features (weights ``DEFAULT_WEIGHTS``, tuned on benchmarks/detection, seed 1) and the
-   dataset-wide rank, 1 = most likely a real error.
+   dataset-wide rank, 1 = most likely a real error. A streaming engine splits the score:
+   ``region_logits`` in pass 2 (one float per region, spilled with the region's row), then
+   ``finish_scores`` once the pair shares are known.
+
+On the benchmark's held-out seed the queue's precision@50 is 0.96 against 0.68 for regions
+sorted by area (docs/guide/detection.md). The weights fit that synthetic data; the features
+(edge band, thickness, pair habits) are what should carry over to real datasets.
 """
 
 from __future__ import annotations
