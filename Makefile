@@ -9,7 +9,7 @@ CODE   := segaudit tests examples benchmarks
 EXAMPLE := build/example
 DEMO    := build/demo-run
 
-.PHONY: all venv test quick lint format demo bench browser clean
+.PHONY: all venv test quick lint format demo bench eval browser clean
 
 all: test
 
@@ -55,6 +55,12 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench.py
+
+# Detection benchmark (benchmarks/detection): data, a cross-validated model and the table,
+# cached under build/detection. scikit-learn comes with the test extra; `bench` names it.
+eval: venv
+	$(BIN)/python -c 'import sklearn' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/detection/run.py
 
 # Headless Chromium for the report's browser test (Debian's package; needs root). The test
 # itself never installs anything: without Chromium it skips, and under CI=true it fails.
