@@ -31,6 +31,7 @@ from segaudit.errors import (
 from segaudit.io.masks import MaskDecoder, read_mask
 from segaudit.io.probfiles import load_probs_file
 from segaudit.io.probs import ProbsReader
+from segaudit.io.tiles import BandedImage, is_large
 from segaudit.io.transforms import ImageTransform, Layout, summarize_values
 
 #: Images per block when each image has its own probabilities file.
@@ -76,7 +77,26 @@ class PairedDataset:
         """Each image's stored probabilities (as on disk), or why they cannot be read."""
         raise NotImplementedError
 
+    def banded(self, index: int) -> BandedImage | None:
+        """The image as bands of rows when it is too large to read whole, else None."""
+        return None
+
     def load(self, block: range) -> Iterator[LoadedImage]:
+        large = [self.banded(index) for index in block]
+        if not any(large):
+            yield from self._load_whole(block)
+            return
+        for index, banded in zip(block, large, strict=True):
+            if banded is None:
+                yield from self._load_whole(range(index, index + 1))
+            else:
+                yield LoadedImage(index, self.ids[index], None, None, tiles=banded)
+
+    def _banded(self, index: int, stored: tuple[int, ...], itemsize: int) -> bool:
+        """Whether an image of this stored shape is read in bands (never with --resize)."""
+        return len(stored) == 3 and self.transform.resize is None and is_large(stored, itemsize)
+
+    def _load_whole(self, block: range) -> Iterator[LoadedImage]:
         for index, raw in zip(block, self.raw(block), strict=True):
             image_id = self.ids[index]
             try:
@@ -103,6 +123,12 @@ class PairedDataset:
         for index in sorted({0, n // 2, n - 1}):
             image = next(self.load(range(index, index + 1)))
             error = image.error
+            if image.tiles is not None:
+                try:
+                    band = next(image.tiles.bands())
+                    image = LoadedImage(index, image.image_id, band.labels, band.probs)
+                except ImageError as failure:
+                    error = failure
             if error is None and image.labels is not None and image.probs is not None:
                 try:
                     digest_image(image.image_id, image.labels, image.probs, self.ignore)
@@ -197,6 +223,31 @@ class StackedDataset(PairedDataset):
                 start = i
         return blocks
 
+    def banded(self, index: int) -> BandedImage | None:
+        reader = self._reader()
+        stored = reader.shape[1:]
+        if not self._banded(index, stored, reader.dtype.itemsize):
+            return None
+        row = self.rows[index]
+        axis = 0 if self.transform.layout is Layout.NHWC else 1
+
+        def read_rows(top: int, bottom: int) -> NDArray[np.floating]:
+            return reader.read_rows(row, axis, top, bottom)
+
+        return BandedImage(
+            self.ids[index],
+            self.masks[index],
+            self.decoder,
+            self.transform,
+            self.ignore,
+            self.classes,
+            (stored[0], stored[1], stored[2]),
+            reader.dtype.itemsize,
+            read_rows,
+            self.source,
+            reader.chunk_rows(axis),
+        )
+
     def raw(self, block: range) -> list[Raw]:
         reader = self._reader()
         rows = [self.rows[i] for i in block]
@@ -235,6 +286,37 @@ class FileDataset(PairedDataset):
 
     def blocks(self) -> Sequence[range]:
         return even_blocks(len(self.ids), FILES_PER_BLOCK)
+
+    def banded(self, index: int) -> BandedImage | None:
+        path = self.files[index]
+        if path.suffix != ".npy":
+            return None  # an .npz member cannot be read in parts
+        try:
+            array = load_probs_file(self.ids[index], path)
+        except ImageError:
+            return None  # the whole-image read reports it
+        if not self._banded(index, array.shape, array.dtype.itemsize):
+            return None
+        axis = 0 if self.transform.layout is Layout.NHWC else 1
+        image_id = self.ids[index]
+
+        def read_rows(top: int, bottom: int) -> NDArray[np.floating]:
+            index = [slice(None)] * 3
+            index[axis] = slice(top, bottom)
+            return np.asarray(load_probs_file(image_id, path)[tuple(index)])
+
+        return BandedImage(
+            image_id,
+            self.masks[index],
+            self.decoder,
+            self.transform,
+            self.ignore,
+            self.classes,
+            (array.shape[0], array.shape[1], array.shape[2]),
+            array.dtype.itemsize,
+            read_rows,
+            str(path),
+        )
 
     def raw(self, block: range) -> list[Raw]:
         out: list[Raw] = []

@@ -37,6 +37,14 @@ class ProbsReader(Protocol):
 
     def read(self, start: int, stop: int) -> NDArray[np.floating]: ...
 
+    def read_rows(self, row: int, axis: int, top: int, bottom: int) -> NDArray[np.floating]:
+        """Rows ``top``..``bottom`` (along ``axis`` of one image) of image ``row``."""
+        ...
+
+    def chunk_rows(self, axis: int) -> int:
+        """How many rows along ``axis`` of an image one storage chunk holds."""
+        ...
+
 
 def _check_array(path: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
     if len(shape) != 4:
@@ -62,6 +70,15 @@ class _ArrayProbs:
 
     def read(self, start: int, stop: int) -> NDArray[np.floating]:
         return np.asarray(self._array[start:stop])
+
+    def read_rows(self, row: int, axis: int, top: int, bottom: int) -> NDArray[np.floating]:
+        index = [slice(None)] * 3
+        index[axis] = slice(top, bottom)
+        return np.asarray(self._array[(row, *index)])
+
+    def chunk_rows(self, axis: int) -> int:
+        chunks = getattr(self._array, "chunks", None)
+        return int(chunks[axis + 1]) if chunks else 1
 
     def _reopen(self) -> Any:
         raise NotImplementedError

@@ -10,7 +10,7 @@ image order, region id order: the file does not depend on worker count or timing
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,6 +59,7 @@ class RegionCollector:
         self.summaries: dict[int, RegionSummary] = {}
         self._spill = RegionSpill()
         self._lock = threading.Lock()
+        self._tiles: dict[int, list[Region]] = {}  # regions of tiled images being read
 
     def __call__(
         self, index: int, image_id: str, digest: PixelDigest, flagged: NDArray[np.bool_]
@@ -75,6 +76,23 @@ class RegionCollector:
         with self._lock:
             self.summaries[index] = summary
             self._spill.add(index, rows)
+
+    def add_tile(
+        self, index: int, image_id: str, top: int, digest: PixelDigest, flagged: NDArray[np.bool_]
+    ) -> None:
+        """Regions of one band of a tiled image (see segaudit.core.tiles): a region that
+        crosses a band border is cut there."""
+        found = [replace(r, y=r.y + top) for r in find_regions(digest, flagged, self.options)]
+        with self._lock:
+            self._tiles.setdefault(index, []).extend(found)
+
+    def finish_tiles(self, index: int, image_id: str) -> None:
+        """Number a tiled image's regions as find_regions does (largest first; ties by
+        top, left, then pair) and keep them."""
+        with self._lock:
+            found = self._tiles.pop(index, [])
+        found.sort(key=lambda r: (-r.area, r.y, r.x, r.given, r.predicted))
+        self.add(index, image_id, [replace(r, region_id=i) for i, r in enumerate(found, 1)])
 
     def write(self, writer: RunWriter) -> None:
         """Write regions.csv into the run being written."""
