@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run  # noqa: E402
+from measure import run
 
 TARGET_BYTES = 2**30
 BAND = 256  # rows generated at a time

@@ -25,7 +25,6 @@ from hostile_data import (
 from PIL import Image
 
 import segaudit.rundir.writer as rundir_writer
-from segaudit.commands import score as score_command
 from segaudit.output.overlay import OverlayWriter
 from segaudit.rundir import RunWriter
 
