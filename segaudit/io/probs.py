@@ -100,8 +100,8 @@ class NpyProbs(_ArrayProbs):
     @classmethod
     def open(cls, path: Path) -> NpyProbs:
         try:
-            array = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as error:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file
             raise DatasetError(f"{path}: cannot read .npy file ({error})") from None
         _check_array(str(path), array.shape, array.dtype)
         block = images_per_block(array.shape, array.dtype)
