@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 EXAMPLE := build/example
 DEMO    := build/demo-run
 
-.PHONY: all venv test lint demo bench clean
+.PHONY: all venv test lint demo bench bench-large clean
 
 all: test
 
@@ -43,6 +43,11 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/large_image.py
+
+# Peak memory of one 8192x8192 image with 19 float16 classes (npy and zarr), target < 1 GiB.
+bench-large: venv
+	$(BIN)/python benchmarks/large_image.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -44,6 +44,7 @@ def _no_workflow_commands(output: str) -> None:
         assert not line.lstrip().startswith("::"), line
 
 
+@pytest.mark.slow
 @settings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ids=IDS)
 def test_any_id_round_trips_through_score_check_and_report(ids: list[str]) -> None:
@@ -136,6 +137,7 @@ def good_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 RUN_FILES = ["ranking.csv", "summary.json", "regions.csv", "masks.json", "overlays/index.json"]
 
 
+@pytest.mark.slow
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from([*RUN_FILES, "baseline.json"]), data=st.data())
 def test_mutated_run_files(good_run: Path, name: str, data: st.DataObject) -> None:

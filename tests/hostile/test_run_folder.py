@@ -218,6 +218,7 @@ def test_second_concurrent_run_is_refused(tmp_path: Path) -> None:
     assert _siblings(out) == []
 
 
+@pytest.mark.slow
 def test_two_concurrent_processes(tmp_path: Path) -> None:
     inputs = write_inputs(tmp_path / "data", IDS)
     out = tmp_path / "run"
@@ -248,6 +249,7 @@ def _big_inputs(root: Path) -> Any:
     return masks, root / "probs.npy"
 
 
+@pytest.mark.slow
 def test_sigterm_to_a_real_run(tmp_path: Path) -> None:
     masks, probs = _big_inputs(tmp_path / "data")
     out = tmp_path / "run"
