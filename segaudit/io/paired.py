@@ -34,6 +34,8 @@ from segaudit.io.probs import ProbsReader
 from segaudit.io.tiles import BandedImage, is_large
 from segaudit.io.transforms import ImageTransform, Layout, summarize_values
 
+#: Rows of a large image read for a message's hints (see PairedDataset.sample_raw).
+SAMPLE_ROWS = 64
 #: Images per block when each image has its own probabilities file.
 FILES_PER_BLOCK = 4
 #: What reading stored probabilities raises for damaged data (a corrupt zarr chunk: codec
@@ -139,8 +141,20 @@ class PairedDataset:
             errors.append(error)
         raise DatasetError(self.explain(errors))
 
+    def sample_raw(self, index: int) -> tuple[tuple[int, ...], Raw]:
+        """The image's stored shape and its stored probabilities, for messages: of an image
+        too large to read whole, only its first rows (a hint never costs an image's memory)."""
+        banded = self.banded(index)
+        if banded is None:
+            raw = self.raw(range(index, index + 1))[0]
+            return (() if isinstance(raw, ImageError) else raw.shape), raw
+        try:
+            return banded.stored_shape, banded.read_rows(0, min(SAMPLE_ROWS, banded.size[0]))
+        except STORAGE_ERRORS as error:
+            return banded.stored_shape, ImageError(self.ids[index], str(error))
+
     def class_first_raw(self, index: int) -> NDArray[np.floating] | None:
-        raw = self.raw(range(index, index + 1))[0]
+        raw = self.sample_raw(index)[1]
         if isinstance(raw, ImageError) or raw.ndim != 3:
             return None
         return np.moveaxis(raw, -1, 0) if self.transform.layout is Layout.NHWC else raw
@@ -168,11 +182,11 @@ class PairedDataset:
             return message + f" (e.g. --ignore-index {first.value}, or --classes with a remap)"
         if isinstance(first, ReadError):
             return message
-        raw = self.raw(range(index, index + 1))[0]
+        shape, raw = self.sample_raw(index)
         if isinstance(raw, ImageError):
             return message
         if isinstance(first, ShapeMismatchError):
-            hint = _layout_hint(raw.shape, first.mask_shape, self.transform.layout)
+            hint = _layout_hint(shape, first.mask_shape, self.transform.layout)
             if hint:
                 return message + hint
         probs = self.class_first_raw(index)

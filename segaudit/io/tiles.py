@@ -66,7 +66,8 @@ class BandedImage:
     chunk_rows: int = 1
 
     @property
-    def _size(self) -> tuple[int, int]:
+    def size(self) -> tuple[int, int]:
+        """(H, W) as stored, before downsampling."""
         if self.transform.layout is Layout.NHWC:
             return self.stored_shape[0], self.stored_shape[1]
         return self.stored_shape[1], self.stored_shape[2]
@@ -74,12 +75,12 @@ class BandedImage:
     @property
     def shape(self) -> tuple[int, int]:
         """(H, W) after downsampling."""
-        h, w = self._size
+        h, w = self.size
         f = self.transform.downsample
         return -(-h // f), -(-w // f)
 
     def bands(self) -> Iterator[Band]:
-        height, width = self._size
+        height, width = self.size
         labels = read_mask(self.image_id, self.mask, self.decoder)
         if labels.shape != (height, width):
             raise ShapeMismatchError(

@@ -123,3 +123,66 @@ def test_running_softmin_merges_bands_like_one_array(seed: int) -> None:
     for part in np.split(scores, cuts):
         running.add(part)
     assert math.isclose(running.score, whole, rel_tol=SCORE_TOLERANCE)
+
+
+def test_calibrated_single_pass_on_tiled_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_dataset: Any
+) -> None:
+    data = make_dataset(tmp_path / "data", n=4, k=4, h=20, w=16, fmt="npy")
+    calibration = tmp_path / "calibration.json"
+    result = CliRunner().invoke(
+        app,
+        ["calibrate", "--labels", str(data.masks), "--probs", str(data.probs_path),
+         "--out", str(calibration)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    extra = ("--calibration", str(calibration))
+    whole = _score(data.masks, data.probs_path, tmp_path / "whole", *extra)
+    tops = _tiled(monkeypatch, 3 * 4 * 16 * 2)
+    banded = _score(data.masks, data.probs_path, tmp_path / "banded", *extra)
+    assert tops
+    assert whole["summary"]["flagged_pixels"] == banded["summary"]["flagged_pixels"]
+    assert whole["summary"]["classes"] == banded["summary"]["classes"]
+    for a, b in zip(whole["ranking"], banded["ranking"], strict=True):
+        assert a["image_id"] == b["image_id"] and a["flagged_pixels"] == b["flagged_pixels"]
+
+
+def test_a_corrupt_band_skips_its_image_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_dataset: Any
+) -> None:
+    import zarr
+
+    data = make_dataset(tmp_path / "data", n=3, k=4, h=16, w=8, fmt="zarr")
+    store = tmp_path / "rows.zarr"  # chunked by 4 rows, as advised for large images
+    array = zarr.create_array(
+        store=str(store), shape=data.probs.shape, chunks=(1, 4, 4, 8), dtype=data.probs.dtype
+    )
+    array[...] = data.probs
+    array.attrs["image_ids"] = data.ids
+    (store / "c" / "1" / "0" / "2" / "0").write_bytes(b"\x00broken")  # image 1, rows 8..11
+    _tiled(monkeypatch, 4 * 4 * 8 * 2)
+    out = tmp_path / "run"
+    run = _score(data.masks, store, out)
+    skipped = {r["image_id"]: r["skipped"] for r in run["ranking"] if r["skipped"]}
+    assert list(skipped) == [data.ids[1]]
+    assert "rows 8..11" in skipped[data.ids[1]]
+    # the healthy images' statistics are those of a run without the broken image
+    assert run["summary"]["valid_pixels"] == sum(
+        int(r["valid_pixels"]) for r in run["ranking"] if not r["skipped"]
+    )
+
+
+def test_errors_of_tiled_images_are_explained_without_reading_them_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_dataset: Any
+) -> None:
+    data = make_dataset(tmp_path / "data", n=2, k=4, h=16, w=8, fmt="npy")
+    probs = np.load(data.probs_path) * 3.0  # logits-like: no image sums to 1
+    np.save(data.probs_path, probs)
+    _tiled(monkeypatch, 4 * 4 * 8 * 4)
+    result = CliRunner().invoke(
+        app,
+        ["score", "--labels", str(data.masks), "--probs", str(data.probs_path),
+         "--out", str(tmp_path / "run")],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "sum" in result.output
