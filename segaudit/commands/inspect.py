@@ -20,9 +20,8 @@ from segaudit.errors import DatasetError, ImageError
 from segaudit.io.inputs import read_ids_file
 from segaudit.io.manifest import read_manifest
 from segaudit.io.masks import MaskDecoder, mask_ids, read_mask
-from segaudit.io.paired import STORAGE_ERRORS
 from segaudit.io.probfiles import FileProbs, is_probs_folder
-from segaudit.io.probs import ProbsReader, is_url
+from segaudit.io.probs import STORAGE_ERRORS, ProbsReader, is_url
 from segaudit.io.sources import open_probs
 from segaudit.io.transforms import (
     Layout,

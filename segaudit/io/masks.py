@@ -8,6 +8,7 @@ then turns raw values into class ids (Cityscapes labelIds -> trainIds, ADE20K's
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,12 +32,27 @@ _MAX_TABLE = 1 << 22
 _READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, UnidentifiedImageError)
 
 
+def utf8_id(image_id: str, where: Path | str, path: Path | None = None) -> str:
+    """The id, if it can be written as UTF-8 (run files are UTF-8 CSV and JSON). A file
+    name that is not UTF-8 is refused up front, by its bytes, rather than after the audit:
+    there is no faithful way to write it into the outputs."""
+    try:
+        image_id.encode("utf-8")
+    except UnicodeEncodeError:
+        name = repr(os.fsencode(path)) if path is not None else ascii(image_id)
+        raise DatasetError(
+            f"{where}: {name} is not valid UTF-8; rename it (image ids are written to UTF-8 "
+            "CSV and JSON files)"
+        ) from None
+    return image_id
+
+
 def mask_ids(folder: Path) -> dict[str, Path]:
     """Map image id (path relative to ``folder`` without suffix, '/'-separated) to file."""
     if not folder.is_dir():
         raise DatasetError(f"{folder}: mask folder not found; pass the folder of PNG masks")
     found = {
-        path.relative_to(folder).with_suffix("").as_posix(): path
+        utf8_id(path.relative_to(folder).with_suffix("").as_posix(), folder, path): path
         for path in sorted(folder.rglob(f"*{MASK_SUFFIX}"))
         if path.is_file()
     }
