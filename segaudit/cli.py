@@ -350,6 +350,13 @@ def score(
     update_baseline: Annotated[bool, _UPDATE_BASELINE] = False,
     junit: Annotated[Path | None, _JUNIT] = None,
     json_out: Annotated[Path | None, _JSON] = None,
+    save_masks: Annotated[
+        bool,
+        typer.Option(
+            "--save-masks",
+            help="Per image with flagged pixels, write flagged/ (region ids) and suggested/ (the mask with flagged pixels set to the model's class, in the input's encoding) into the run folder; `segaudit apply` needs them.",
+        ),
+    ] = False,
 ) -> None:
     """Score every image's labels and write the run folder: ranking.csv, summary.json,
     regions.csv, masks.json and overlays/ (replaced whole, or left as it was on failure).
@@ -379,6 +386,7 @@ def score(
         top=top,
         regions=RegionOptions(connectivity, min_region_area),
         calibration=calibration,
+        save_masks=save_masks,
     )
     with progress_bars() as on_progress:
         outcome = run_score(options, on_progress)
