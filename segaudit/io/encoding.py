@@ -130,10 +130,11 @@ class ClassEncoder:
                 raise DatasetError(f"{image_id}: colour mask without a palette")
             colors = np.asarray(palette, dtype=np.uint8)[classes]
             channels = mask.pixels.shape[2]
-            if channels == 3:
-                return colors
-            alpha = np.full((len(colors), channels - 3), 255, dtype=np.uint8)
-            return np.concatenate([colors, alpha], axis=1)
+            if channels > 3:
+                alpha = np.full((len(colors), channels - 3), 255, dtype=np.uint8)
+                colors = np.concatenate([colors, alpha], axis=1)
+            encoded: NDArray[Any] = colors
+            return encoded
         table = np.array([-1 if v is None else v for v in self.raw_values], dtype=np.int64)
         values = table[classes]
         high = _MODE_MAX.get(mask.mode, int(np.iinfo(np.int32).max))
@@ -141,7 +142,8 @@ class ClassEncoder:
             raise DatasetError(
                 f"{image_id}: the class's raw value does not fit the mask's mode {mask.mode}"
             )
-        return values.astype(mask.pixels.dtype)
+        raw: NDArray[Any] = values.astype(mask.pixels.dtype)
+        return raw
 
     def suggest(
         self,
