@@ -60,7 +60,7 @@ def labelmap(classes: ClassInfo) -> list[tuple[str, tuple[int, int, int]]]:
 
 def _png(pixels: NDArray[np.uint8]) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="RGB").save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

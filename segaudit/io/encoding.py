@@ -60,13 +60,16 @@ def to_image(mask: RawMask) -> Image.Image:
     """A Pillow image of the raw mask in its own mode (palette and transparency kept)."""
     pixels = mask.pixels
     if mask.mode in ("I;16", "I;16B", "I;16L"):
-        image = Image.fromarray(pixels.astype("<u2"), mode="I;16")
+        image = Image.fromarray(np.ascontiguousarray(pixels, dtype="<u2"))
     elif mask.mode == "I":
-        image = Image.fromarray(pixels.astype(np.int32), mode="I")
+        image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.int32))
     elif mask.mode == "1":
         image = Image.fromarray(pixels.astype(bool))
+    elif mask.mode == "P":
+        image = Image.new("P", (pixels.shape[1], pixels.shape[0]))
+        image.frombytes(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
     else:
-        image = Image.fromarray(pixels, mode=mask.mode)
+        image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
     if mask.palette is not None:
         image.putpalette(mask.palette)
     return image
