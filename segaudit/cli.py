@@ -663,9 +663,22 @@ def inspect(
 @app.command()
 @handle_errors
 def apply(
-    run_dir: Annotated[Path, typer.Argument(help="Run folder written by `segaudit score --save-masks --out`.")],
-    review: Annotated[Path, typer.Option("--review", help="review.json downloaded from the report page (or written by a script).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="New or empty folder for the corrected copy of every mask (never the input folder).")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="Run folder written by `segaudit score --save-masks --out`.")
+    ],
+    review: Annotated[
+        Path,
+        typer.Option(
+            "--review", help="review.json downloaded from the report page (or written by a script)."
+        ),
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="New or empty folder for the corrected copy of every mask (never the input folder).",
+        ),
+    ],
 ) -> None:
     """Write a corrected copy of the masks: regions marked 'fix' take the model's class.
 
@@ -675,7 +688,9 @@ def apply(
     outcome = apply_review(ApplyRequest(run_dir, review, out_dir))
     for change in outcome.changed:
         regions = ", ".join(str(r) for r in change.regions)
-        out.print(f"fixed {shown(change.path)}: region(s) {regions}, {change.pixels:,} pixels changed")
+        out.print(
+            f"fixed {shown(change.path)}: region(s) {regions}, {change.pixels:,} pixels changed"
+        )
     out.print(
         f"{outcome.copied} masks written to {shown(str(outcome.out))}: {len(outcome.changed)} corrected, "
         f"{outcome.copied - len(outcome.changed)} copied unchanged; {outcome.kept} region(s) kept as labelled"
@@ -685,12 +700,39 @@ def apply(
 @app.command()
 @handle_errors
 def export(
-    run_dir: Annotated[Path, typer.Argument(help="Run folder written by `segaudit score --save-masks --out`.")],
-    to: Annotated[str, typer.Option("--to", help="cvat (Segmentation mask 1.1 zip), label-studio (tasks JSON + labeling config, brush RLE) or coco (RLE annotations).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="New or empty folder to write the export into.")],
-    top: Annotated[int | None, typer.Option("--top", help="Only the N most suspect images (default: every image with flagged pixels).")] = None,
-    flagged: Annotated[bool, typer.Option("--flagged", help="Every image with flagged pixels (the default; excludes --top).")] = False,
-    image_root: Annotated[str, typer.Option("--image-root", help="Prefix for image paths in the export (a URL or the tool's storage path); default: relative to --images.")] = "",
+    run_dir: Annotated[
+        Path, typer.Argument(help="Run folder written by `segaudit score --save-masks --out`.")
+    ],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="cvat (Segmentation mask 1.1 zip), label-studio (tasks JSON + labeling config, brush RLE) or coco (RLE annotations).",
+        ),
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="New or empty folder to write the export into.")
+    ],
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top",
+            help="Only the N most suspect images (default: every image with flagged pixels).",
+        ),
+    ] = None,
+    flagged: Annotated[
+        bool,
+        typer.Option(
+            "--flagged", help="Every image with flagged pixels (the default; excludes --top)."
+        ),
+    ] = False,
+    image_root: Annotated[
+        str,
+        typer.Option(
+            "--image-root",
+            help="Prefix for image paths in the export (a URL or the tool's storage path); default: relative to --images.",
+        ),
+    ] = "",
 ) -> None:
     """Export the suspect images' current masks and regions for an annotation tool."""
     from segaudit.commands.export import ExportRequest, export_run

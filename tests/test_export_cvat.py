@@ -1,8 +1,8 @@
 """The CVAT export read back by CVAT's own dataset library, datumaro.
 
-CVAT imports "Segmentation mask 1.1" with datumaro's VOC segmentation importer; here datumaro imports
-the archive segaudit wrote, and each image's masks, put together by label name, must be the
-run's mask pixel for pixel (ignored pixels: no mask, i.e. CVAT's background).
+CVAT imports "Segmentation mask 1.1" with datumaro's VOC segmentation importer; here
+datumaro imports the archive segaudit wrote, and each image's masks, put together by label
+name, must be the run's mask pixel for pixel (ignored pixels: no mask, i.e. CVAT's background).
 
 datumaro pins numpy below what the test extra installs, so it lives in the extra
 ``export-check`` and ``.ci/run`` runs this file in a venv of its own. Without datumaro the

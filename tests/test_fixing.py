@@ -108,9 +108,10 @@ def test_the_loop_end_to_end(example_dir: Example, scored: Path, tmp_path: Path)
     assert total_before > 0
     assert total_after <= 0.1 * total_before, (before, after)
     for image_id in corrupted:
-        with Image.open(ex / "masks" / f"{image_id}.png") as a, Image.open(
-            fixed / f"{image_id}.png"
-        ) as b:
+        with (
+            Image.open(ex / "masks" / f"{image_id}.png") as a,
+            Image.open(fixed / f"{image_id}.png") as b,
+        ):
             assert (a.mode, a.size) == (b.mode, b.size)
 
 
@@ -317,9 +318,7 @@ def _given(run_dir: Path, image_id: str) -> tuple[Any, Any]:
     from segaudit.commands.export import _decoder
 
     decoder: MaskDecoder = _decoder(run)
-    labels = read_mask(
-        image_id, Path(run.summary.inputs["labels"]) / f"{image_id}.png", decoder
-    )
+    labels = read_mask(image_id, Path(run.summary.inputs["labels"]) / f"{image_id}.png", decoder)
     return labels, labels != 255
 
 

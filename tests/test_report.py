@@ -111,7 +111,6 @@ class Page(HTMLParser):
             if key in found:
                 self.urls.append(found[key])
 
-
     def handle_data(self, data: str) -> None:
         if self._in_data:  # the all-images table's rows, which the page renders in pages
             self.data = json.loads(data)

@@ -415,9 +415,7 @@ def read_run(folder: Path) -> Run:
     ranking = read_ranking(folder, summary)
     ids = {row.image_id for row in ranking}
     hashes = read_mask_hashes(folder, ids)
-    return Run(
-        folder, summary, ranking, hashes, _overlays(folder, ids), _saved_masks(folder, ids)
-    )
+    return Run(folder, summary, ranking, hashes, _overlays(folder, ids), _saved_masks(folder, ids))
 
 
 def read_regions(run: Run) -> list[RegionRow]:
