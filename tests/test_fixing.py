@@ -327,6 +327,7 @@ def _region_ids(run_dir: Path, image_id: str) -> Any:
     return np.asarray(Image.open(saved[image_id][0])).astype(np.int64)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools' own, on numpy 2
 def test_coco_export_decodes_with_pycocotools(scored: Path, tmp_path: Path) -> None:
     from pycocotools import mask as coco_mask
 
@@ -417,3 +418,38 @@ def test_check_review_accepts_kept_images(
     assert accepted.exit_code == 0, accepted.output
     again = invoke("check", scored, "--policy", policy, "--baseline", baseline)
     assert again.exit_code == 0, again.output
+
+
+def test_apply_with_a_manifest_keeps_the_tree(example: Example, tmp_path: Path) -> None:
+    """Masks named in a manifest, in sub-folders: the copy keeps their paths below the
+    masks' common folder."""
+    ex = example.root
+    tree = tmp_path / "data" / "gt"
+    ids = sorted(p.stem for p in (ex / "masks").glob("*.png"))
+    manifest = tmp_path / "data" / "list.csv"
+    lines = ["image_id,mask,probs"]
+    for row, image_id in enumerate(ids):
+        target = tree / f"part{row % 2}" / f"{image_id}_label.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ex / "masks" / f"{image_id}.png", target)
+        lines.append(f"{image_id},{target.relative_to(manifest.parent)},{row}")
+    manifest.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    done = invoke(
+        "score", "--manifest", manifest, "--probs", ex / "probs.zarr",
+        "--classes", ex / "classes.yaml", "--out", run, "--top", "0", "--save-masks",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    review = tmp_path / "review.json"
+    review_all(run, set(example.corrupted), review)
+    fixed = tmp_path / "fixed"
+    done = invoke("apply", run, "--review", review, "--out", fixed)
+    assert done.exit_code == 0, done.output
+    before, after = tree_digest(tree), tree_digest(fixed)
+    assert before.keys() == after.keys()
+    changed = {
+        name.split("/")[1].removesuffix("_label.png")
+        for name in before
+        if before[name] != after[name]
+    }
+    assert changed == set(example.corrupted)

@@ -27,7 +27,7 @@ from segaudit.rundir import read_run
 def chromium() -> str:
     found = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     if found is None:
-        message = f"headless Chromium is needed for this test: install Debian's chromium ({CHROMIUM})"
+        message = f"headless Chromium is needed: install Debian's chromium ({CHROMIUM})"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

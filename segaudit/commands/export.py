@@ -61,8 +61,7 @@ def _decoder(run: Run) -> MaskDecoder:
     """Masks read as the run read them: its classes config and ignore values."""
     config_path = run.summary.inputs.get("classes")
     config = load_classes(Path(config_path)) if config_path else None
-    ignore = frozenset(int(v) for v in run.summary.parameters.get("ignore", [255]))
-    return MaskDecoder.from_config(config, ignore)
+    return MaskDecoder.from_config(config, decoder_ignore(run))
 
 
 def _image_path(run: Run, image_id: str, root: str) -> str:
@@ -148,5 +147,6 @@ def export_run(request: ExportRequest) -> ExportOutcome:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    regions = sum(1 for r in run.regions() if r.image_id in set(ids))
+    chosen = set(ids)
+    regions = sum(1 for r in run.regions() if r.image_id in chosen)
     return ExportOutcome(out, len(ids), regions, [out / f.name for f in files])
