@@ -453,3 +453,31 @@ def test_apply_with_a_manifest_keeps_the_tree(example: Example, tmp_path: Path) 
         if before[name] != after[name]
     }
     assert changed == set(example.corrupted)
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--downsample", "2"], "own size"),
+        (["--scheduler", "local"], "local threads"),
+    ],
+)
+def test_save_masks_refuses_other_resolutions_and_dask(
+    example_dir: Example, tmp_path: Path, extra: list[str], needle: str
+) -> None:
+    ex = example_dir.root
+    result = invoke(
+        "score", "--labels", ex / "masks", "--probs", ex / "probs.zarr",
+        "--out", tmp_path / "run", "--save-masks", *extra,
+    )  # fmt: skip
+    _one_line_refusal(result, needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_check_review_needs_a_baseline(scored: Path, tmp_path: Path) -> None:
+    review = tmp_path / "review.json"
+    review_all(scored, set(), review)
+    policy = tmp_path / "gate.yaml"
+    policy.write_text("version: 1\nrules:\n  regions:\n    - {max_area: 1}\n")
+    result = invoke("check", scored, "--policy", policy, "--review", review)
+    _one_line_refusal(result, "--baseline")
