@@ -353,40 +353,6 @@ def test_coco_export_decodes_with_pycocotools(scored: Path, tmp_path: Path) -> N
         assert names[annotation["category_id"]] == attributes["given"]
 
 
-def test_label_studio_export_decodes_with_its_sdk(scored: Path, tmp_path: Path) -> None:
-    from label_studio_sdk.converter.brush import decode_rle
-
-    out = tmp_path / "ls"
-    done = invoke("export", scored, "--to", "label-studio", "--out", out, "--top", "3")
-    assert done.exit_code == 0, done.output
-    tasks = json.loads((out / "tasks.json").read_text())
-    config = (out / "labeling_config.xml").read_text()
-    run = read_run(scored)
-    assert len(tasks) == 3
-    for task in tasks:
-        image_id = task["data"]["image_id"]
-        assert task["data"]["image"] == f"{image_id}.png"  # relative to --images
-        labels, valid = _given(scored, image_id)
-        ids = _region_ids(scored, image_id)
-        rebuilt = np.full(labels.shape, 255, dtype=np.int64)
-        suspects = 0
-        for result in task["predictions"][0]["result"]:
-            h, w = result["original_height"], result["original_width"]
-            pixels = np.reshape(decode_rle(result["value"]["rle"]), (h, w, 4))[:, :, 3] == 255
-            label = result["value"]["brushlabels"][0]
-            assert f'value="{label}"' in config and f'name="{result["from_name"]}"' in config
-            if result["from_name"] == "suspect":
-                region_id = int(result["id"].removeprefix("region"))
-                assert np.array_equal(pixels, ids == region_id)
-                suspects += 1
-            else:
-                assert not (rebuilt[pixels] != 255).any()  # classes do not overlap
-                rebuilt[pixels] = run.class_names.index(label)
-        assert np.array_equal(rebuilt[valid], labels[valid])
-        assert (rebuilt[~valid] == 255).all()
-        assert suspects == sum(1 for r in run.regions() if r.image_id == image_id)
-
-
 def test_check_review_accepts_kept_images(
     example_dir: Example, scored: Path, tmp_path: Path
 ) -> None:
