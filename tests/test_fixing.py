@@ -269,7 +269,10 @@ def test_apply_refusals_write_nothing(example: Example, scored: Path, tmp_path: 
     _one_line_refusal(
         invoke("apply", scored, "--review", review, "--out", masks / "sub"), "overlaps"
     )
-    assert not out.exists()
+    _one_line_refusal(
+        invoke("apply", scored, "--review", review, "--out", scored / "fixed"), "run folder"
+    )
+    assert not out.exists() and not (scored / "fixed").exists()
     assert not list(tmp_path.glob(".out.*"))
 
 

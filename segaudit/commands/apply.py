@@ -81,19 +81,24 @@ def run_masks(run: Run) -> dict[str, tuple[Path, str]]:
     return {i: (found[i], rel[i]) for i in ids}
 
 
-def check_out(out: Path, masks: dict[str, tuple[Path, str]]) -> None:
-    """--out must be new or empty, and neither inside nor around any mask folder."""
+def _overlap(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
+
+def check_out(out: Path, masks: dict[str, tuple[Path, str]], run_dir: Path) -> None:
+    """--out must be new or empty, and apart from the masks' folder and the run folder."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out}: exists and is not empty; choose a new --out")
     target = out.resolve()
-    for path, rel in masks.values():
-        root = path.resolve().parents[rel.count("/")]
-        if target == root or root in target.parents or target in root.parents:
-            raise OptionError(
-                f"--out {out} overlaps the input masks in {root}: apply writes a corrected "
-                "copy and never into the input folder; choose a folder apart from it"
-            )
-        break  # every mask shares this root
+    path, rel = next(iter(masks.values()))  # every mask's path is relative to one root
+    root = path.resolve().parents[rel.count("/")]
+    if _overlap(target, root):
+        raise OptionError(
+            f"--out {out} overlaps the input masks in {root}: apply writes a corrected "
+            "copy and never into the input folder; choose a folder apart from it"
+        )
+    if _overlap(target, run_dir.resolve()):
+        raise OptionError(f"--out {out} overlaps the run folder {run_dir}; choose another")
 
 
 def _copy_checked(image_id: str, source: Path, target: Path, expected: str) -> None:
@@ -136,7 +141,7 @@ def apply_review(request: ApplyRequest) -> ApplyOutcome:
     review = load_review(request.review)
     check_review(review, run, run.regions())
     masks = run_masks(run)
-    check_out(request.out, masks)
+    check_out(request.out, masks, run.folder)
     fixes = review.regions(Decision.FIX)
     if fixes and run.saved_masks is None:
         raise RunFolderError(
