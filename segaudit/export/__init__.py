@@ -1,6 +1,7 @@
 """Hand-off to annotation tools: a run's suspect images in CVAT, Label Studio and COCO form.
 
-One module per format; each has ``write(items, classes, out)``. :data:`WRITERS` maps every
+One module per format; each has ``write(items, classes, out)``.
+:data:`segaudit.commands.export.WRITERS` maps every
 :class:`ExportFormat` to its writer (a test checks that none is missing).
 """
 
