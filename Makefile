@@ -9,7 +9,7 @@ CODE   := segaudit tests examples benchmarks
 EXAMPLE := build/example
 DEMO    := build/demo-run
 
-.PHONY: all venv test quick lint format demo bench bench-large eval browser clean
+.PHONY: all venv test quick lint format demo bench bench-large eval browser export-check clean
 
 all: test
 
@@ -74,6 +74,14 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@/usr/bin/chromium --version
+
+# The CVAT and Label Studio exports read back by the tools' own libraries (datumaro,
+# label-studio-sdk); they pin numpy below the test extra's, so they get a venv of their own.
+EXPORT_VENV := build/venv-export
+export-check:
+	test -x $(EXPORT_VENV)/bin/python || $(PYTHON) -m venv $(EXPORT_VENV)
+	$(EXPORT_VENV)/bin/python -m pip install --quiet -e '.[export-check]'
+	SEGAUDIT_EXPORT_CHECK=1 $(EXPORT_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_export_tools.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

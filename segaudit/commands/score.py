@@ -38,10 +38,13 @@ from segaudit.core.regions import RegionOptions
 from segaudit.core.tiles import reduced_view
 from segaudit.errors import OptionError
 from segaudit.execute import open_executor
+from segaudit.io.encoding import ClassEncoder
 from segaudit.io.inputs import Inputs, InputSpec, open_inputs
 from segaudit.io.probs import is_url
+from segaudit.io.transforms import Resize
 from segaudit.output.atomic import check_output_folder
 from segaudit.output.overlay import OverlayWriter
+from segaudit.output.saved_masks import MaskSaver
 from segaudit.output.suspects import (
     RegionCollector,
     RegionSummary,
@@ -74,6 +77,7 @@ class ScoreOptions:
     regions: RegionOptions = field(default_factory=RegionOptions)
     calibration: Path | None = None  # saved thresholds and cutoff: score in one pass
     method: str = DEFAULT_METHOD  # the image score (segaudit.core.methods)
+    save_masks: bool = False  # flagged/ and suggested/ masks per image with flagged pixels
 
 
 @dataclass
@@ -291,6 +295,7 @@ def _identity(rows: list[RankingRow], hashes: dict[str, str], summary: RunSummar
 def open_score_inputs(options: ScoreOptions) -> tuple[Inputs, AuditOptions, Calibration | None]:
     """Check the options and open the inputs: everything that can fail before the audit."""
     check_out_apart(options.out, options.inputs)
+    check_save_masks(options)
     check_output_folder(options.out)
     get_method(options.method)  # an unknown name fails now
     inputs = open_inputs(options.inputs)
@@ -307,6 +312,34 @@ def open_score_inputs(options: ScoreOptions) -> tuple[Inputs, AuditOptions, Cali
     return inputs, audit, calibration
 
 
+def check_save_masks(options: ScoreOptions) -> None:
+    """Refuse --save-masks where the flagged pixels are not the mask's pixels."""
+    if not options.save_masks:
+        return
+    spec = options.inputs
+    if spec.downsample > 1 or spec.resize is Resize.LABELS:
+        raise OptionError(
+            "--save-masks needs the masks audited at their own size: drop --downsample and "
+            "--resize labels (use --resize probs)"
+        )
+    if options.scheduler is not None:
+        raise OptionError("--save-masks runs on local threads: drop --scheduler")
+
+
+def _mask_saver(
+    options: ScoreOptions,
+    inputs: Inputs,
+    regions: RegionCollector,
+    run: RunWriter,
+    executor: Executor,
+) -> MaskSaver | None:
+    if not options.save_masks or executor.remote:
+        return None
+    encoder = ClassEncoder.for_decoder(inputs.dataset.decoder, inputs.dataset.classes)
+    encoder.check(inputs.classes.names)
+    return MaskSaver(regions, run, inputs.dataset.masks, encoder)
+
+
 def score(options: ScoreOptions, on_progress: ProgressCallback | None = None) -> ScoreOutcome:
     """Audit the inputs and write the run folder ``options.out`` (complete or not at all)."""
     inputs, audit, calibration = open_score_inputs(options)
@@ -316,15 +349,18 @@ def score(options: ScoreOptions, on_progress: ProgressCallback | None = None) ->
         open_executor(options.scheduler, options.workers) as executor,
         RegionCollector(classes.names, options.regions) as regions,
     ):
+        saver = _mask_saver(options, inputs, regions, run, executor)
         started = time.perf_counter()
         result = audit_dataset(
             dataset,
             audit,
             calibration,
             executor=executor,
-            sinks=[region_sink(regions, executor)],
+            sinks=[saver or region_sink(regions, executor)],
             on_progress=on_progress,
         )
+        if saver is not None:
+            saver.write_index()
         audited = sum(1 for record in result.images if record.skipped is None)
         if NEEDS[options.method] == "regions":
             result = rescore_by_regions(result, options.method, regions.scores(audited))

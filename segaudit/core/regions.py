@@ -147,6 +147,25 @@ def find_regions(
 
     One ``ndimage.label`` over all flagged pixels, then a split by (given, predicted) pair
     where a component mixes pairs; boxes and means come from the flagged pixels alone."""
+    return _regions(digest, flagged, options, None)
+
+
+def region_map(
+    digest: PixelDigest, flagged: NDArray[np.bool_], options: RegionOptions | None = None
+) -> tuple[list[Region], NDArray[np.int64]]:
+    """The regions of :func:`find_regions` and, per pixel, the id of its region: 0 where no
+    pixel is flagged, -1 where a flagged pixel is in no region (smaller than ``min_area``).
+    What ``score --save-masks`` writes, so ``apply`` can fix a region pixel by pixel."""
+    ids = np.zeros(flagged.shape, dtype=np.int64)
+    return _regions(digest, flagged, options, ids), ids
+
+
+def _regions(
+    digest: PixelDigest,
+    flagged: NDArray[np.bool_],
+    options: RegionOptions | None,
+    ids: NDArray[np.int64] | None,
+) -> list[Region]:
     from scipy import ndimage  # on first use: commands that label nothing start faster
 
     options = options or RegionOptions()
@@ -181,6 +200,12 @@ def find_regions(
     keep = np.flatnonzero(areas >= options.min_area)
     # largest first; ties by top, left, then (given, predicted): deterministic numbering
     ranked = keep[np.lexsort((region_codes[keep], x0[keep], y0[keep], -areas[keep]))]
+    if ids is not None:
+        numbers = np.full(count, -1, dtype=np.int64)
+        numbers[ranked] = np.arange(1, len(ranked) + 1)
+        inside = np.zeros(mask.size, dtype=np.int64)  # ids[box] is a strided view
+        inside[flat] = numbers[region_of_pixel]
+        ids[box] = inside.reshape(mask.shape)
     return [
         Region(
             number,

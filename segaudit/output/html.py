@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,18 +21,31 @@ import jinja2
 from PIL import Image
 
 from segaudit.output.overlay import IMAGE_ERRORS
-from segaudit.rundir import IssueRow, RunSummary
+from segaudit.rundir import IssueRow, RegionRow, RunSummary
 
 HISTOGRAM_BINS = 20
 #: Gallery pictures are re-encoded with this many colours (fast octree, no dithering): a
 #: quarter of the size, nothing visible lost; the exact PNGs stay in overlays/.
 EMBED_COLORS = 256
+#: Regions embedded for the "most suspect regions" view (the page stays small at 100,000
+#: images; regions.csv has every one).
+REGION_VIEW_LIMIT = 5000
 
 
 def issue_sentence(given: str, predicted: str, pixels: int) -> str:
     """One common label issue in words, as the reference (cleanlab) words it; the one place
     this sentence is built (the report page and `segaudit report` use it)."""
     return f"class {given} is potentially mislabeled as {predicted} on {pixels:,} pixels"
+
+
+def region_priority(row: RegionRow) -> tuple[float, str, int]:
+    """Sort key of the "most suspect regions" view, most suspect first: the one place the
+    order is defined. regions.csv's ``region_rank`` wins where a run has it; otherwise large
+    regions the model disputes strongly come first (area x (1 - mean self-confidence))."""
+    rank = getattr(row, "region_rank", None)
+    if isinstance(rank, int | float):
+        return (float(rank), row.image_id, row.region_id)
+    return (-row.area * (1.0 - row.mean_self_confidence), row.image_id, row.region_id)
 
 
 @dataclass
@@ -46,6 +60,7 @@ class ReportData:
     gallery: list[dict[str, Any]]
     class_name: str | None
     has_regions: bool
+    regions: list[RegionRow] | None = None  # every region (narrowed to the class)
 
     @property
     def class_names(self) -> list[str]:
@@ -145,6 +160,61 @@ class ReportData:
         }
 
 
+def _number(value: float, digits: int) -> float | None:
+    return None if math.isnan(value) else float(f"{value:.{digits}g}")
+
+
+def embedded_data(data: ReportData) -> str:
+    """The tables' data as one compact JSON document (the page renders it in pages): per
+    image [rank, id, score, flagged px, flagged share, regions, largest region px, top
+    given, top predicted, classes involved, skipped], class names as indices; per region of
+    the suspect-regions view [image index, region id, given, predicted, px, mean
+    self-confidence]. '<' is escaped, so no text ends the script element."""
+    index = {name: k for k, name in enumerate(data.summary.class_names)}
+    rows = []
+    position = {}
+    for i, image in enumerate(data.images):
+        position[image["image_id"]] = i
+        rows.append(
+            [
+                image["rank"],
+                image["image_id"],
+                _number(image["score"], 6),
+                image["flagged"],
+                _number(image["fraction"], 4),
+                image["region_count"],
+                image["largest_area"],
+                index.get(image["top_given"], -1),
+                index.get(image["top_predicted"], -1),
+                [index[c] for c in image["classes"]],
+                image["skipped"],
+            ]
+        )
+    suspects = sorted(
+        (r for r in data.regions or [] if r.image_id in position), key=region_priority
+    )
+    regions = [
+        [
+            position[r.image_id],
+            r.region_id,
+            index[r.given],
+            index[r.predicted],
+            r.area,
+            _number(r.mean_self_confidence, 4),
+        ]
+        for r in suspects[:REGION_VIEW_LIMIT]
+    ]
+    document = {
+        "run": data.summary.run_id,
+        "classes": list(data.summary.class_names),
+        "images": rows,
+        "regions": regions,
+        "regions_total": len(suspects),
+    }
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
 def data_uri(path: Path) -> str | None:
     """The picture as a data: URI (a compact PNG), or None if it cannot be read (the page then
     shows that there is no overlay: a damaged overlay file must not stop the report)."""
@@ -197,6 +267,8 @@ def render_report(data: ReportData) -> str:
         flagged_images=flagged_images,
         skipped=[i for i in data.images if i["skipped"]],
         parameters=_parameters(summary),
+        report_json=embedded_data(data),
+        region_limit=REGION_VIEW_LIMIT,
     )
 
 

@@ -62,6 +62,18 @@ def image_regions(
     """Find one image's regions and the pass-2 part of their scores (runs where the image
     is: a local thread or a Dask worker)."""
     regions = find_regions(digest, flagged, options)
+    return scored_regions(options, index, image_id, digest, flagged, regions)
+
+
+def scored_regions(
+    options: RegionOptions,
+    index: int,
+    image_id: str,
+    digest: PixelDigest,
+    flagged: NDArray[np.bool_],
+    regions: list[Region],
+) -> ImageRegions:
+    """One image's regions (found already) with the pass-2 part of their scores."""
     if not regions:
         return ImageRegions(index, image_id, [], np.zeros(0))
     features = region_features(digest, flagged, regions, options)

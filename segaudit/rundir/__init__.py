@@ -3,7 +3,9 @@
 A run folder holds ``summary.json`` (:class:`RunSummary`), ``ranking.csv`` (one
 :class:`RankingRow` per image), ``regions.csv`` (:class:`RegionRow`), ``masks.json`` (the
 SHA-256 of every mask file, for baselines and for noticing masks that changed since),
-``overlays/`` (pictures and ``index.json``) and, once reported, ``report.html``.
+``overlays/`` (pictures and ``index.json``), with ``score --save-masks`` ``flagged/`` and
+``suggested/`` (per image with flagged pixels: its region ids and the suggested mask, each
+with an ``index.json``) and, once reported, ``report.html``.
 
 Writing (:class:`RunWriter`): a run is written whole into a fresh hidden sibling folder and
 swapped in only when complete; the previous run is moved aside and then removed, file by
@@ -18,13 +20,16 @@ against the summary, ids against the mask hashes); a damaged or forged folder is
 """
 
 from segaudit.rundir.format import (
+    FLAGGED_DIR,
     MASKS_FILE,
+    NO_REGION,
     OVERLAY_DIR,
     RANKING_COLUMNS,
     RANKING_FILE,
     REGION_COLUMNS,
     REGIONS_FILE,
     REPORT_FILE,
+    SUGGESTED_DIR,
     SUMMARY_FILE,
     ClassRow,
     IssueRow,
@@ -37,18 +42,22 @@ from segaudit.rundir.format import (
     from_csv_cell,
     overlay_name,
     run_id,
+    saved_mask_name,
 )
 from segaudit.rundir.reader import Run, read_regions, read_run
 from segaudit.rundir.writer import RegionSpill, RunWriter, check_run_target, write_report_file
 
 __all__ = [
+    "FLAGGED_DIR",
     "MASKS_FILE",
+    "NO_REGION",
     "OVERLAY_DIR",
     "RANKING_COLUMNS",
     "RANKING_FILE",
     "REGIONS_FILE",
     "REGION_COLUMNS",
     "REPORT_FILE",
+    "SUGGESTED_DIR",
     "SUMMARY_FILE",
     "ClassRow",
     "IssueRow",
@@ -67,5 +76,6 @@ __all__ = [
     "read_regions",
     "read_run",
     "run_id",
+    "saved_mask_name",
     "write_report_file",
 ]

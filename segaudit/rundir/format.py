@@ -15,13 +15,32 @@ MASKS_FILE = "masks.json"
 OVERLAY_DIR = "overlays"
 OVERLAY_INDEX = "index.json"
 REPORT_FILE = "report.html"
+#: ``score --save-masks``: per image with flagged pixels, its region-id mask and suggested mask.
+FLAGGED_DIR = "flagged"
+SUGGESTED_DIR = "suggested"
+#: Each of those folders' map of image id -> file name.
+MASK_INDEX = "index.json"
+#: In a flagged mask: a flagged pixel in no region (smaller than --min-region-area) is this.
+NO_REGION = {"L": 255, "I;16": 65535}
 #: Written first into every run folder: what marks a folder as segaudit's.
 MARKER_FILE = ".segaudit-run"
 RUN_FORMAT = 1
 #: Files a run folder may hold at its top level (all written by segaudit).
 RUN_FILES = frozenset(
-    {MARKER_FILE, SUMMARY_FILE, RANKING_FILE, REGIONS_FILE, MASKS_FILE, REPORT_FILE, OVERLAY_DIR}
+    {
+        MARKER_FILE,
+        SUMMARY_FILE,
+        RANKING_FILE,
+        REGIONS_FILE,
+        MASKS_FILE,
+        REPORT_FILE,
+        OVERLAY_DIR,
+        FLAGGED_DIR,
+        SUGGESTED_DIR,
+    }
 )
+#: Folders of a run folder holding only .png files and an index (segaudit's pictures).
+PICTURE_DIRS = {OVERLAY_DIR: OVERLAY_INDEX, FLAGGED_DIR: MASK_INDEX, SUGGESTED_DIR: MASK_INDEX}
 #: Longest part of an image id kept in an overlay file name (the rest is a hash).
 OVERLAY_STEM_CHARS = 80
 #: RFC 4180 line ends: with them the csv module quotes every cell holding \r or \n (with a
@@ -223,6 +242,12 @@ def overlay_name(index: int, image_id: str) -> str:
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in image_id).lstrip(".")
     digest = hashlib.sha256(image_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{index:05d}_{stem[:OVERLAY_STEM_CHARS] or '_'}_{digest}.png"
+
+
+def saved_mask_name(image_id: str) -> str:
+    """The file name of an image's flagged and suggested masks: a readable part of the id
+    and a hash of the whole id (ids may hold '/' and clash once shortened)."""
+    return overlay_name(0, image_id)[6:]
 
 
 def csv_cell(text: str) -> str:

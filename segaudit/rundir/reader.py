@@ -16,7 +16,9 @@ from segaudit.config.files import read_json_object
 from segaudit.config.schema import Schema
 from segaudit.errors import RunFolderError
 from segaudit.rundir.format import (
+    FLAGGED_DIR,
     MARKER_FILE,
+    MASK_INDEX,
     MASKS_FILE,
     OVERLAY_DIR,
     OVERLAY_INDEX,
@@ -25,6 +27,7 @@ from segaudit.rundir.format import (
     REGION_COLUMNS,
     REGIONS_FILE,
     RUN_FORMAT,
+    SUGGESTED_DIR,
     SUMMARY_FILE,
     ClassRow,
     IssueRow,
@@ -34,6 +37,7 @@ from segaudit.rundir.format import (
     SkippedRow,
     from_csv_cell,
     is_run_folder,
+    saved_mask_name,
 )
 
 #: A SHA-256 digest as masks.json writes it.
@@ -205,6 +209,8 @@ class Run:
     ranking: list[RankingRow]
     mask_hashes: dict[str, str]
     overlays: dict[str, Path]
+    #: image id -> (flagged mask, suggested mask); None when scored without --save-masks.
+    saved_masks: dict[str, tuple[Path, Path]] | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -394,6 +400,27 @@ def _overlays(folder: Path, ids: set[str]) -> dict[str, Path]:
     return found
 
 
+def _saved_masks(folder: Path, ids: set[str]) -> dict[str, tuple[Path, Path]] | None:
+    """The saved masks per image id, from flagged/index.json (None when not saved). Both
+    folders must hold the file the index names."""
+    index = folder / FLAGGED_DIR / MASK_INDEX
+    if not index.is_file():
+        return None
+    data = read_json_object(index, if_missing="", fault=_file_fault)
+    s = Schema(index, _fault)
+    found = {}
+    for image_id, name in data.items():
+        if image_id not in ids:
+            raise s.fail(image_id, "not an image of the ranking")
+        if name != saved_mask_name(image_id):
+            raise s.fail(image_id, "expected the file name segaudit gives this image")
+        flagged, suggested = folder / FLAGGED_DIR / name, folder / SUGGESTED_DIR / name
+        if not flagged.is_file() or not suggested.is_file():
+            raise s.fail(image_id, f"{name} is missing in {FLAGGED_DIR}/ or {SUGGESTED_DIR}/")
+        found[image_id] = (flagged, suggested)
+    return found
+
+
 def read_run(folder: Path) -> Run:
     """Read and validate a run folder (everything but regions.csv, read on demand)."""
     if not folder.is_dir():
@@ -408,7 +435,7 @@ def read_run(folder: Path) -> Run:
     ranking = read_ranking(folder, summary)
     ids = {row.image_id for row in ranking}
     hashes = read_mask_hashes(folder, ids)
-    return Run(folder, summary, ranking, hashes, _overlays(folder, ids))
+    return Run(folder, summary, ranking, hashes, _overlays(folder, ids), _saved_masks(folder, ids))
 
 
 def read_regions(run: Run) -> list[RegionRow]:

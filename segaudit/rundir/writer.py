@@ -18,10 +18,13 @@ from segaudit.errors import OutputError
 from segaudit.output.atomic import atomic_write, output_folder
 from segaudit.rundir.format import (
     CSV_LINE_END,
+    FLAGGED_DIR,
     MARKER_FILE,
+    MASK_INDEX,
     MASKS_FILE,
     OVERLAY_DIR,
     OVERLAY_INDEX,
+    PICTURE_DIRS,
     RANKING_COLUMNS,
     RANKING_FILE,
     REGION_COLUMNS,
@@ -29,6 +32,7 @@ from segaudit.rundir.format import (
     REPORT_FILE,
     RUN_FILES,
     RUN_FORMAT,
+    SUGGESTED_DIR,
     SUMMARY_FILE,
     RankingRow,
     RegionRow,
@@ -36,6 +40,7 @@ from segaudit.rundir.format import (
     csv_cell,
     is_run_folder,
     overlay_name,
+    saved_mask_name,
 )
 
 
@@ -46,15 +51,16 @@ def _sibling(folder: Path, tag: str) -> Path:
 def _foreign_files(folder: Path) -> list[str]:
     """Entries of a run folder that segaudit does not write."""
     foreign = [p.name for p in folder.iterdir() if p.name not in RUN_FILES]
-    overlays = folder / OVERLAY_DIR
-    if overlays.is_dir():
-        foreign += [
-            f"{OVERLAY_DIR}/{p.name}"
-            for p in overlays.iterdir()
-            if not (p.is_file() and (p.suffix == ".png" or p.name == OVERLAY_INDEX))
-        ]
-    elif overlays.exists():
-        foreign.append(OVERLAY_DIR)
+    for name, index in PICTURE_DIRS.items():
+        pictures = folder / name
+        if pictures.is_dir():
+            foreign += [
+                f"{name}/{p.name}"
+                for p in pictures.iterdir()
+                if not (p.is_file() and (p.suffix == ".png" or p.name == index))
+            ]
+        elif pictures.exists():
+            foreign.append(name)
     return sorted(foreign)
 
 
@@ -80,14 +86,15 @@ def check_run_target(folder: Path) -> None:
 
 def _remove_run(folder: Path) -> None:
     """Remove a run folder segaudit wrote, by the names it writes; anything else stays."""
-    overlays = folder / OVERLAY_DIR
-    if overlays.is_dir() and not overlays.is_symlink():
-        for path in overlays.iterdir():
-            if path.is_file() and (path.suffix == ".png" or path.name == OVERLAY_INDEX):
-                path.unlink()
-        with contextlib.suppress(OSError):
-            overlays.rmdir()
-    for name in sorted(RUN_FILES - {OVERLAY_DIR, MARKER_FILE}):
+    for folder_name, index in PICTURE_DIRS.items():
+        pictures = folder / folder_name
+        if pictures.is_dir() and not pictures.is_symlink():
+            for path in pictures.iterdir():
+                if path.is_file() and (path.suffix == ".png" or path.name == index):
+                    path.unlink()
+            with contextlib.suppress(OSError):
+                pictures.rmdir()
+    for name in sorted(RUN_FILES - set(PICTURE_DIRS) - {MARKER_FILE}):
         path = folder / name
         if path.is_file() and not path.is_symlink():
             path.unlink()
@@ -193,6 +200,22 @@ class RunWriter:
         with atomic_write(self.path(OVERLAY_DIR) / OVERLAY_INDEX) as handle:
             json.dump(dict(names), handle, indent=1, ensure_ascii=False)
             handle.write("\n")
+
+    def saved_mask_paths(self, image_id: str) -> tuple[Path, Path]:
+        """Where an image's flagged and suggested masks go (``score --save-masks``)."""
+        name = saved_mask_name(image_id)
+        return (
+            output_folder(self.path(FLAGGED_DIR)) / name,
+            output_folder(self.path(SUGGESTED_DIR)) / name,
+        )
+
+    def write_saved_mask_index(self, ids: Iterable[str]) -> None:
+        """The id -> file name map of the saved masks, in both folders."""
+        names = {i: saved_mask_name(i) for i in sorted(ids)}
+        for folder in (FLAGGED_DIR, SUGGESTED_DIR):
+            with atomic_write(output_folder(self.path(folder)) / MASK_INDEX) as handle:
+                json.dump(names, handle, indent=1, ensure_ascii=False)
+                handle.write("\n")
 
     def commit(self) -> None:
         """Put the complete run in place of the previous one (if any), then remove that."""
