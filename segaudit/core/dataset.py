@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from segaudit.core.pixel import RowSource
 from segaudit.errors import ImageError
 
 
@@ -23,7 +24,7 @@ class LoadedImage:
     index: int
     image_id: str
     labels: NDArray[np.integer] | None
-    probs: NDArray[np.floating] | None
+    probs: NDArray[np.floating] | RowSource | None  # RowSource: made a band at a time
     error: ImageError | None = None
 
 

@@ -150,7 +150,7 @@ class FolderDataset:
                 if isinstance(raw, ImageError):
                     raise raw
                 labels = read_mask(image_id, self.masks[index], self.decoder)
-                labels, probs = self.transform.apply(image_id, labels, raw, self.ignore)
+                labels, probs = self.transform.apply_deferred(image_id, labels, raw, self.ignore)
                 if probs.shape[0] != self.classes:
                     raise ImageError(
                         image_id,

@@ -143,6 +143,114 @@ def _resample_axis(plane: NDArray[np.float32], target: int, axis: int) -> NDArra
     return resampled
 
 
+#: Bytes of one band of class planes at full resolution made at a time by ResampledProbs
+#: (small enough to stay in a core's cache while it is softmaxed and digested).
+BAND_BYTES = 1 << 20
+
+
+class ResampledProbs:
+    """``resize_probs`` (then ``softmax`` for logits) of one image, made a band of output
+    rows at a time: the same floats, bit for bit, without a K×H×W array.
+
+    Each output row is a weighted sum of two rows of the horizontally resampled planes
+    (K×h×W, made once), with the weights ``_resample_axis`` uses; the softmax (or the
+    renormalisation) works on each pixel's class values alone. So any band of rows equals
+    the same rows of the whole (checked by the tests). Used by the audit through
+    :class:`segaudit.core.pixel.RowSource`; ``materialize()`` gives the whole array.
+    """
+
+    def __init__(
+        self, probs: NDArray[np.floating], size: tuple[int, int], *, logits: bool
+    ) -> None:
+        k, source_h, _ = probs.shape
+        self.logits = logits
+        self._shape = (k, size[0], size[1])
+        self._wide = np.empty((k, source_h, size[1]), dtype=np.float32)
+        for c in range(k):  # one plane at a time, as resize_probs does
+            plane = np.asarray(probs[c], dtype=np.float32)
+            self._wide[c] = _resample_axis(plane, size[1], axis=1)
+        self._low, self._high, self._w_low, self._w_high = _row_weights(source_h, size[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype[np.floating]:
+        return np.dtype(np.float32)
+
+    def band_height(self) -> int:
+        """Rows per band: about BAND_BYTES of float32 class planes."""
+        k, _, width = self._shape
+        return max(1, BAND_BYTES // (4 * int(k) * max(1, int(width))))
+
+    def rows(self, start: int, stop: int) -> NDArray[np.float32]:
+        """Output rows ``start:stop`` (K, stop - start, W), probabilities."""
+        low, high = self._low[start:stop], self._high[start:stop]
+        band: NDArray[np.float32]
+        if self._w_low is None or self._w_high is None:  # same height: rows as they are
+            band = self._wide[:, start:stop].copy()
+        else:
+            band = self._wide[:, low]
+            band *= self._w_low[start:stop, None]
+            other = self._wide[:, high]
+            other *= self._w_high[start:stop, None]
+            band += other
+        if self.logits:
+            band -= band.max(axis=0, keepdims=True)
+            np.exp(band, out=band)
+            band /= band.sum(axis=0, keepdims=True)
+        else:
+            total = band.sum(axis=0)
+            np.divide(band, total, out=band, where=total > 0)
+        return band
+
+    def materialize(self) -> NDArray[np.float32]:
+        """The whole (K, H, W) array (for callers that need one; the audit does not)."""
+        return np.concatenate(
+            [
+                self.rows(start, min(self._shape[1], start + self.band_height()))
+                for start in range(0, self._shape[1], self.band_height())
+            ],
+            axis=1,
+        )
+
+    def __array__(self, dtype: object = None, copy: object = None) -> NDArray[np.floating]:
+        whole = self.materialize()
+        return whole if dtype is None else whole.astype(dtype)  # type: ignore[call-overload]
+
+
+def _row_weights(
+    source: int, target: int
+) -> tuple[
+    NDArray[np.intp], NDArray[np.intp], NDArray[np.float32] | None, NDArray[np.float32] | None
+]:
+    """For each output row of ``_resample_axis(plane, target, axis=0)``: the two source rows
+    and their float32 weights, as that function applies them (None: rows copied as is)."""
+    if target == source:
+        rows = np.arange(target, dtype=np.intp)
+        return rows, rows, None, None
+    if target % source == 0:
+        factor = target // source
+        index = np.arange(target, dtype=np.intp) // factor
+        upper = np.minimum(index + 1, source - 1)
+        lower = np.maximum(index - 1, 0)
+        w_low = np.empty(target, dtype=np.float32)
+        w_high = np.empty(target, dtype=np.float32)
+        other = np.empty(target, dtype=np.intp)
+        for phase in range(factor):
+            offset = (phase + 0.5) / factor - 0.5
+            pick = slice(phase, None, factor)
+            neighbour, weight = (upper, offset) if offset >= 0 else (lower, -offset)
+            other[pick] = neighbour[pick]
+            w_low[pick] = np.float32(1 - weight)
+            w_high[pick] = np.float32(weight)
+        return index, other, w_low, w_high
+    low, high, second = _linear_weights(source, target)
+    first: NDArray[np.float32] = (1 - second).astype(np.float32)
+    return low, high, first, second
+
+
 def _linear_weights(
     source: int, target: int
 ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
@@ -282,6 +390,19 @@ class ImageTransform:
         ignore: Collection[int],
     ) -> tuple[NDArray[np.integer], NDArray[np.floating]]:
         """Labels (H, W) and probabilities (K, H, W) ready for the engine."""
+        labels, probs = self.apply_deferred(image_id, labels, raw, ignore)
+        return labels, probs if isinstance(probs, np.ndarray) else probs.materialize()
+
+    def apply_deferred(
+        self,
+        image_id: str,
+        labels: NDArray[np.integer],
+        raw: NDArray[np.floating],
+        ignore: Collection[int],
+    ) -> tuple[NDArray[np.integer], NDArray[np.floating] | ResampledProbs]:
+        """As :meth:`apply`, but upsampled probabilities (``--resize probs``, with or without
+        ``--logits``) come as a :class:`ResampledProbs` that the audit digests a band of
+        rows at a time: no full-resolution K×H×W array is made."""
         if raw.ndim != 3:
             raise ImageError(
                 image_id,
@@ -293,6 +414,8 @@ class ImageTransform:
         if labels.shape != size:
             if self.resize is Resize.PROBS:
                 target = (labels.shape[0], labels.shape[1])
+                if self.downsample == 1:
+                    return labels, ResampledProbs(probs, target, logits=self.logits)
                 probs = resize_probs(probs, target, renormalise=not self.logits)
             elif self.resize is Resize.LABELS:
                 if size[0] > labels.shape[0] or size[1] > labels.shape[1]:
