@@ -224,6 +224,83 @@ def targets(rows: list[Row], sizes: list[int]) -> list[str]:
     return notes
 
 
+@dataclass(frozen=True)
+class LogitsRow:
+    """The Cityscapes-size low-resolution logits case (issue 12, item 3)."""
+
+    images: int
+    limit_seconds: float
+    score_seconds: float
+    score_peak_bytes: int
+    overlays: int
+    overlay_seconds: float  # --top N minus --top 0, the same audit
+    pixels: int
+    note: str
+
+
+def bench_logits(args: argparse.Namespace) -> LogitsRow:
+    """`--logits --resize probs` on masks of HxW and logits at a quarter of that."""
+    from logits_synth import generate as generate_logits
+
+    root = args.root / "logits"
+    shutil.rmtree(root, ignore_errors=True)
+    data = generate_logits(root, args.logits_images, args.classes)
+    print(
+        f"generated {data.images} masks of {data.height}x{data.width} and float16 logits at "
+        f"1/{data.stride} resolution, K={data.classes}, in {data.seconds:.1f} s",
+        flush=True,
+    )
+    limit, _ = _timed([PYTHON, str(HERE / "logits_limit.py"), str(data.masks), str(data.logits)])
+    common = [
+        *_segaudit_command(),
+        "score",
+        "--labels",
+        str(data.masks),
+        "--probs",
+        str(data.logits),
+        "--logits",
+        "--resize",
+        "probs",
+    ]
+    if args.workers:
+        common += ["--workers", str(args.workers)]
+    audit, _ = _timed([*common, "--out", str(root / "run"), "--top", "0"])
+    overlays = min(20, data.images)
+    drawn, _ = _timed([*common, "--out", str(root / "run-overlays"), "--top", str(overlays)])
+    summary = json.loads((root / "run" / "summary.json").read_text())
+    row = LogitsRow(
+        data.images,
+        limit.seconds,
+        audit.seconds,
+        max(audit.peak_bytes, drawn.peak_bytes),
+        overlays,
+        drawn.seconds - audit.seconds,
+        data.pixels,
+        f"{summary['flagged_pixels']:,} flagged",
+    )
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return row
+
+
+def logits_report(row: LogitsRow) -> list[str]:
+    """The logits case's numbers, each against its target."""
+    ratio = row.score_seconds / row.limit_seconds
+    per = row.overlay_seconds / max(1, row.overlays)
+    return [
+        f"{row.images} images, masks 1024x2048, logits 256x512 float16 (--logits --resize "
+        f"probs): score {row.score_seconds:.1f} s = {row.pixels / row.score_seconds / 1e6:.1f} "
+        f"Mpx/s, logits limit {row.limit_seconds:.1f} s = "
+        f"{row.pixels / row.limit_seconds / 1e6:.1f} Mpx/s; {row.note}",
+        f"[{'met' if ratio <= 2 else 'NOT met'}] logits: {ratio:.2f}x the logits limit "
+        "(target <= 2x)",
+        f"[{'met' if row.score_peak_bytes < 1024 * MB else 'NOT met'}] logits: peak memory "
+        f"{row.score_peak_bytes / MB:.0f} MB with overlays (target < 1 GB)",
+        f"[{'met' if per <= 1.0 else 'NOT met'}] logits: {row.overlays} overlays in "
+        f"{row.overlay_seconds:.1f} s, {per:.2f} s each (target: seconds, <= 1 s each)",
+    ]
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -260,8 +337,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--root", type=Path, default=Path("build/bench"))
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument(
+        "--logits-images",
+        type=int,
+        default=20,
+        help="Cityscapes-size images in the low-resolution logits case (0: skip it)",
+    )
     args = parser.parse_args(argv)
-    sizes = [args.images] if args.images else [int(s) for s in args.sizes.split(",")]
+    sizes = [args.images] if args.images else [int(s) for s in args.sizes.split(",") if s]
 
     print(f"machine: {machine()}", flush=True)
     started = time.perf_counter()
@@ -289,13 +372,18 @@ def main(argv: list[str] | None = None) -> None:
         rows.extend(new)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print()
-    print(f"K={args.classes}, {args.height}x{args.width}, float16; {machine()}")
-    print()
-    print(table(rows))
-    print()
-    for note in targets(rows, sizes):
-        print(note)
+    if rows:
+        print()
+        print(f"K={args.classes}, {args.height}x{args.width}, float16; {machine()}")
+        print()
+        print(table(rows))
+        print()
+        for note in targets(rows, sizes):
+            print(note)
+    if args.logits_images:
+        print("\nLow-resolution logits (issue 12):", flush=True)
+        for line in logits_report(bench_logits(args)):
+            print(line, flush=True)
     print(f"\nbench took {time.perf_counter() - started:.0f} s")
 
 

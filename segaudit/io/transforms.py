@@ -159,9 +159,7 @@ class ResampledProbs:
     :class:`segaudit.core.pixel.RowSource`; ``materialize()`` gives the whole array.
     """
 
-    def __init__(
-        self, probs: NDArray[np.floating], size: tuple[int, int], *, logits: bool
-    ) -> None:
+    def __init__(self, probs: NDArray[np.floating], size: tuple[int, int], *, logits: bool) -> None:
         k, source_h, _ = probs.shape
         self.logits = logits
         self._shape = (k, size[0], size[1])
