@@ -91,6 +91,7 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
         "refine": "pass 1b: exact cutoff",
         "issues": "pass 2: flag pixels",
         "calibrated": "one pass (calibrated)",
+        "overlays": "overlays",
     }
     with Progress(
         TextColumn("{task.description:<24}"),
@@ -252,6 +253,13 @@ def score(
             min=0, help="Draw overlays for this many of the most suspect images; 0 for none."
         ),
     ] = 20,
+    overlay_full_resolution: Annotated[
+        bool,
+        typer.Option(
+            "--overlay-full-resolution",
+            help="Draw overlays at the images' own size (default: panels at most 640 px wide, a preview that draws in a fraction of the time).",
+        ),
+    ] = False,
     strict: StrictOption = False,
     workers: WorkersOption = None,
     scheduler: Annotated[
@@ -329,6 +337,7 @@ def score(
         resize=resize,
         downsample=downsample,
         calibration=calibration,
+        overlay_full_resolution=overlay_full_resolution,
     )
     with progress_bars() as on_progress:
         outcome = run_score(request, on_progress)

@@ -55,6 +55,7 @@ class ScoreRequest:
     resize: Resize | None = None  # match sizes: upsample probs, or pool labels
     downsample: int = 1  # majority-pool labels, mean-pool probs by this factor
     calibration: Path | None = None  # saved thresholds and cutoff: score in one pass
+    overlay_full_resolution: bool = False  # overlays at the image's size, not a preview
 
 
 @dataclass
@@ -97,15 +98,34 @@ def open_request_dataset(request: ScoreRequest) -> tuple[FolderDataset, ClassesC
 
 
 def render_overlays(
-    dataset: Dataset, result: AuditResult, writer: OverlayWriter, ignore: frozenset[int]
+    dataset: Dataset,
+    result: AuditResult,
+    writer: OverlayWriter,
+    ignore: frozenset[int],
+    on_progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> None:
-    """Draw overlays for the writer's images, re-reading only those (a few, after the audit)."""
-    for index in sorted(writer.indices):
+    """Draw overlays for the writer's images, re-reading only those (a few, after the audit),
+    one image per worker thread at a time (digesting, PNG coding and resizing release the
+    GIL), reporting progress as stage "overlays"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from segaudit.parallel import default_workers
+
+    def draw(index: int) -> None:
         for image in dataset.load(range(index, index + 1)):
             if image.labels is None or image.probs is None:
                 continue
             digest = digest_image(image.image_id, image.labels, image.probs, ignore)
             writer(index, image.image_id, digest, flagged_mask(digest, result.cutoff))
+
+    indices = sorted(writer.indices)
+    if not indices:
+        return
+    with ThreadPoolExecutor(min(len(indices), workers or default_workers())) as pool:
+        for done, _ in enumerate(pool.map(draw, indices), start=1):
+            if on_progress is not None:
+                on_progress("overlays", done, len(indices))
 
 
 def _remove_stale(run_dir: Path) -> None:
@@ -179,8 +199,10 @@ def score(request: ScoreRequest, on_progress: ProgressCallback | None = None) ->
         request.images,
         region_options,
         image_files=manifest_images,
+        full_resolution=request.overlay_full_resolution,
     )
-    render_overlays(dataset, result, writer, classes.ignore)
+    workers = request.workers if request.scheduler is None else None
+    render_overlays(dataset, result, writer, classes.ignore, on_progress, workers)
     writer.write_index()
     overlays = [writer.written[i] for i in top if i in writer.written]
     return ScoreOutcome(
