@@ -44,8 +44,8 @@ def _one(
     coarse = rng.choice(k, size=(-(-lh // 16), -(-lw // 16)))
     truth = np.repeat(np.repeat(coarse, 16, axis=0), 16, axis=1)[:lh, :lw]
     noise = rng.standard_normal((k, -(-lh // 8), -(-lw // 8)), dtype=np.float32)
-    logits = _smooth(np.repeat(np.repeat(noise, 8, axis=1), 8, axis=2)[:, :lh, :lw], 8) * 3
-    margin = 2.0 + 3.0 * rng.random((lh, lw), dtype=np.float32)
+    logits = _smooth(np.repeat(np.repeat(noise, 8, axis=1), 8, axis=2)[:, :lh, :lw], 8) * 1.5
+    margin = 2.5 + 3.0 * rng.random((lh, lw), dtype=np.float32)
     np.put_along_axis(
         logits, truth[None], np.take_along_axis(logits, truth[None], 0) + margin[None], 0
     )

@@ -145,7 +145,7 @@ def _resample_axis(plane: NDArray[np.float32], target: int, axis: int) -> NDArra
 
 #: Bytes of one band of class planes at full resolution made at a time by ResampledProbs
 #: (small enough to stay in a core's cache while it is softmaxed and digested).
-BAND_BYTES = 1 << 20
+BAND_BYTES = 1 << 19
 
 
 class ResampledProbs:
@@ -160,14 +160,14 @@ class ResampledProbs:
     """
 
     def __init__(self, probs: NDArray[np.floating], size: tuple[int, int], *, logits: bool) -> None:
-        k, source_h, _ = probs.shape
+        k = probs.shape[0]
         self.logits = logits
         self._shape = (k, size[0], size[1])
-        self._wide = np.empty((k, source_h, size[1]), dtype=np.float32)
-        for c in range(k):  # one plane at a time, as resize_probs does
-            plane = np.asarray(probs[c], dtype=np.float32)
-            self._wide[c] = _resample_axis(plane, size[1], axis=1)
-        self._low, self._high, self._w_low, self._w_high = _row_weights(source_h, size[0])
+        self._wide = _widen(np.asarray(probs, dtype=np.float32), size[1])
+        self._low, self._high, self._w_low, self._w_high = _row_weights(probs.shape[1], size[0])
+        rows = self.band_height()
+        self._band = np.empty((k, rows, size[1]), dtype=np.float32)  # reused by rows()
+        self._other = np.empty_like(self._band)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -183,21 +183,29 @@ class ResampledProbs:
         return max(1, BAND_BYTES // (4 * int(k) * max(1, int(width))))
 
     def rows(self, start: int, stop: int) -> NDArray[np.float32]:
-        """Output rows ``start:stop`` (K, stop - start, W), probabilities."""
-        low, high = self._low[start:stop], self._high[start:stop]
+        """Output rows ``start:stop`` (K, stop - start, W), probabilities. The array is
+        reused by the next call (it stays in cache while the caller digests it)."""
+        count = stop - start
         band: NDArray[np.float32]
         if self._w_low is None or self._w_high is None:  # same height: rows as they are
-            band = self._wide[:, start:stop].copy()
-        else:
-            band = self._wide[:, low]
+            band = np.array(self._wide[:, start:stop])
+        elif count > self._band.shape[1]:
+            band = self._wide.take(self._low[start:stop], axis=1)
             band *= self._w_low[start:stop, None]
-            other = self._wide[:, high]
+            other = self._wide.take(self._high[start:stop], axis=1)
             other *= self._w_high[start:stop, None]
             band += other
+        else:
+            band, other = self._band[:, :count], self._other[:, :count]
+            wide, w_low, w_high = self._wide, self._w_low, self._w_high
+            for j, r in enumerate(range(start, stop)):  # gather and weigh in one go
+                np.multiply(wide[:, self._low[r]], w_low[r], out=band[:, j])
+                np.multiply(wide[:, self._high[r]], w_high[r], out=other[:, j])
+            np.add(band, other, out=band)
         if self.logits:
-            band -= band.max(axis=0, keepdims=True)
+            np.subtract(band, band.max(axis=0), out=band)
             np.exp(band, out=band)
-            band /= band.sum(axis=0, keepdims=True)
+            np.divide(band, band.sum(axis=0), out=band)
         else:
             total = band.sum(axis=0)
             np.divide(band, total, out=band, where=total > 0)
@@ -205,17 +213,42 @@ class ResampledProbs:
 
     def materialize(self) -> NDArray[np.float32]:
         """The whole (K, H, W) array (for callers that need one; the audit does not)."""
-        return np.concatenate(
-            [
-                self.rows(start, min(self._shape[1], start + self.band_height()))
-                for start in range(0, self._shape[1], self.band_height())
-            ],
-            axis=1,
-        )
+        k, height, width = self._shape
+        whole = np.empty((k, height, width), dtype=np.float32)
+        step = self.band_height()
+        for start in range(0, height, step):
+            stop = min(height, start + step)
+            whole[:, start:stop] = self.rows(start, stop)
+        return whole
 
     def __array__(self, dtype: object = None, copy: object = None) -> NDArray[np.floating]:
         whole = self.materialize()
         return whole if dtype is None else whole.astype(dtype)  # type: ignore[call-overload]
+
+
+def _widen(probs: NDArray[np.float32], width: int) -> NDArray[np.float32]:
+    """``_resample_axis(probs[c], width, axis=1)`` for every class plane c at once (the
+    same products and sums, so the same floats), into one contiguous (K, h, width)."""
+    k, h, source = probs.shape
+    if width == source:
+        return np.ascontiguousarray(probs)
+    if width % source:
+        low, high, weight = _linear_weights(source, width)
+        wide: NDArray[np.float32] = probs.take(low, axis=2) * (1 - weight)
+        wide += probs.take(high, axis=2) * weight
+        return wide
+    factor = width // source
+    lower = np.concatenate([probs[:, :, :1], probs[:, :, :-1]], axis=2)
+    upper = np.concatenate([probs[:, :, 1:], probs[:, :, -1:]], axis=2)
+    out = np.empty((k, h, source, factor), dtype=np.float32)
+    first, second = np.empty_like(probs), np.empty_like(probs)
+    for phase in range(factor):
+        offset = (phase + 0.5) / factor - 0.5  # as in _resample_axis
+        other, weight = (upper, offset) if offset >= 0 else (lower, -offset)
+        np.multiply(probs, np.float32(1 - weight), out=first)
+        np.multiply(other, np.float32(weight), out=second)
+        np.add(first, second, out=out[..., phase])
+    return out.reshape(k, h, width)
 
 
 def _row_weights(
