@@ -73,3 +73,19 @@ def test_score_draws_overlays_with_progress(
     overlays = [s for s in seen if s[0] == "overlays"]
     assert overlays == [("overlays", i, 3) for i in (1, 2, 3)]
     assert len(outcome.overlays) == 3 and all(p.is_file() for p in outcome.overlays)
+
+
+def test_outline_is_the_mask_less_its_erosion_and_its_dilation_less_the_mask() -> None:
+    from scipy import ndimage  # the definition, at test time only
+
+    from segaudit.output.overlay import _outline
+
+    rng = np.random.default_rng(3)
+    for shape in ((1, 1), (1, 7), (9, 1), (23, 31)):
+        mask = rng.random(shape) < 0.5
+        pixels = np.full((*shape, 3), 7, np.uint8)
+        _outline(pixels, mask, (1, 2, 3))
+        expected = np.full((*shape, 3), 7, np.uint8)
+        expected[ndimage.binary_dilation(mask) & ~mask] = (0, 0, 0)
+        expected[mask & ~ndimage.binary_erosion(mask, border_value=0)] = (1, 2, 3)
+        np.testing.assert_array_equal(pixels, expected)

@@ -155,12 +155,19 @@ def _resize_mask(mask: NDArray[np.bool_], size: tuple[int, int]) -> NDArray[np.b
     return resized
 
 
+def _neighbours(
+    mask: NDArray[np.bool_],
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
+    """Each pixel's neighbour above, below, left and right (False beyond the edge)."""
+    padded = np.pad(mask, 1)
+    return padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]
+
+
 def _outline(pixels: NDArray[np.uint8], mask: NDArray[np.bool_], color: Color) -> None:
     """Draw the mask's edge: a dark ring outside, the issue colour inside (in place)."""
-    from scipy import ndimage  # on first use: `segaudit report` never needs it
-
-    inner = mask & ~ndimage.binary_erosion(mask, border_value=0)
-    outer = ndimage.binary_dilation(mask) & ~mask
+    up, down, left, right = _neighbours(mask)
+    inner = mask & ~(mask & up & down & left & right)  # mask less its erosion (cross, edge 0)
+    outer = (mask | up | down | left | right) & ~mask  # its dilation less the mask
     pixels[outer] = (0, 0, 0)
     pixels[inner] = color
 
