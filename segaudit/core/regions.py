@@ -67,15 +67,6 @@ class RegionOptions:
         return np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
 
 
-def _bounds(flagged: NDArray[np.bool_]) -> tuple[slice, slice] | None:
-    """The smallest box holding every flagged pixel (labelling only that box is cheaper)."""
-    rows = np.flatnonzero(flagged.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(flagged.any(axis=0))
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
-
-
 def _half_neighbourhood(connectivity: int) -> list[tuple[int, int]]:
     """(dy, dx) offsets that reach every neighbour pair once: right, down, and diagonals."""
     return [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if connectivity == 8 else [])
@@ -155,44 +146,40 @@ def find_regions(
     Components of neighbouring flagged pixels of one (given, predicted) pair; boxes and
     means come from the flagged pixels alone."""
     options = options or RegionOptions()
-    box = _bounds(flagged)
-    if box is None:
+    flat = np.flatnonzero(flagged)  # positions in the image, row-major: no box copies
+    if flat.size == 0:
         return []
-    top, left = box[0].start, box[1].start
-    mask = flagged[box]
-    flat = np.flatnonzero(mask)
-    given = digest.given[box].ravel()[flat]
-    predicted = digest.predicted[box].ravel()[flat]
+    given = digest.given.reshape(-1)[flat]
+    predicted = digest.predicted.reshape(-1)[flat]
     num_classes = int(max(given.max(), predicted.max())) + 1
     region_of_pixel, region_codes = _label_by_pair(
-        flat, given * num_classes + predicted, mask.shape, options.connectivity
+        flat, given * num_classes + predicted, flagged.shape, options.connectivity
     )
     count = len(region_codes)
     areas = np.bincount(region_of_pixel, minlength=count)
     conf = np.bincount(
-        region_of_pixel, weights=digest.self_confidence[box].ravel()[flat], minlength=count
+        region_of_pixel, weights=digest.self_confidence.reshape(-1)[flat], minlength=count
     )
-    prob = np.bincount(region_of_pixel, weights=digest.max_prob[box].ravel()[flat], minlength=count)
+    prob = np.bincount(region_of_pixel, weights=digest.max_prob.reshape(-1)[flat], minlength=count)
     order = np.argsort(region_of_pixel, kind="stable")
     starts = np.concatenate([[0], np.cumsum(areas)[:-1]]).astype(np.intp)
-    rows, cols = np.divmod(flat, mask.shape[1])
+    rows, cols = np.divmod(flat, flagged.shape[1])
     y0, y1 = _reduce_by_region(rows, order, starts)
     x0, x1 = _reduce_by_region(cols, order, starts)
     keep = np.flatnonzero(areas >= options.min_area)
     # largest first; ties by top, left, then (given, predicted): deterministic numbering
     ranked = keep[np.lexsort((region_codes[keep], x0[keep], y0[keep], -areas[keep]))]
-    return [
-        Region(
-            number,
-            int(region_codes[r]) // num_classes,
-            int(region_codes[r]) % num_classes,
-            int(areas[r]),
-            int(left + x0[r]),
-            int(top + y0[r]),
-            int(x1[r] - x0[r] + 1),
-            int(y1[r] - y0[r] + 1),
-            float(conf[r]) / float(areas[r]),
-            float(prob[r]) / float(areas[r]),
-        )
-        for number, r in enumerate(ranked, start=1)
-    ]
+    codes, area = region_codes[ranked], areas[ranked]
+    columns = zip(
+        (codes // num_classes).tolist(),
+        (codes % num_classes).tolist(),
+        area.tolist(),
+        x0[ranked].tolist(),
+        y0[ranked].tolist(),
+        (x1[ranked] - x0[ranked] + 1).tolist(),
+        (y1[ranked] - y0[ranked] + 1).tolist(),
+        (conf[ranked] / area).tolist(),  # float64 division, as float(a) / float(b)
+        (prob[ranked] / area).tolist(),
+        strict=True,
+    )
+    return [Region(number, *values) for number, values in enumerate(columns, start=1)]

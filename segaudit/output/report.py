@@ -14,15 +14,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from PIL import Image
 
 from segaudit.config import generated_palette
 from segaudit.output.atomic import atomic_write
 from segaudit.output.overlay import IMAGE_ERRORS
 from segaudit.output.table import issue_sentence
+
+if TYPE_CHECKING:  # jinja2 is imported when a report is made: `score` starts faster
+    import jinja2
 
 REPORT_FILE = "report.html"
 HISTOGRAM_BINS = 20
@@ -155,6 +157,8 @@ def data_uri(path: Path) -> str | None:
 
 
 def _environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("segaudit.output", "templates"),
         autoescape=True,
