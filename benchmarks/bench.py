@@ -31,6 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -196,6 +197,18 @@ def targets(rows: list[Row], sizes: list[int]) -> list[str]:
                 f"[{'met' if ratio <= 2 else 'NOT met'}] {size} images from zarr: "
                 f"{ratio:.2f}x the read limit (target <= 2x)"
             )
+    for size in sizes:
+        for source in ("npy", "zarr"):
+            seg = _find(rows, size, "segaudit score", source)
+            limit = _find(rows, size, "read limit", source)
+            if seg and limit:
+                ratio = seg.seconds / limit.seconds
+                cpu = seg.cpu_seconds / limit.cpu_seconds
+                notes.append(
+                    f"[{'met' if ratio <= 1.25 else 'NOT met'}] issue 12: {size} images from "
+                    f"{source}: {ratio:.2f}x the read limit in wall time, {cpu:.2f}x in CPU "
+                    "time (target <= 1.25x)"
+                )
     segs = [r for r in rows if r.name == "segaudit score"]
     peak = max(r.peak_bytes for r in segs)
     notes.append(
@@ -222,6 +235,97 @@ def targets(rows: list[Row], sizes: list[int]) -> list[str]:
         "or more averaged over the whole run, start-up and writing included)"
     )
     return notes
+
+
+@dataclass(frozen=True)
+class LogitsRow:
+    """The Cityscapes-size low-resolution logits case (issue 12, item 3)."""
+
+    images: int
+    limit_seconds: float
+    score_seconds: float
+    score_peak_bytes: int
+    overlays: int
+    overlay_seconds: float  # --top N minus --top 0, the same audit
+    pixels: int
+    note: str
+    limit_cpu: float  # CPU seconds of the process tree: robust to other load on the machine
+    score_cpu: float
+    overlay_cpu: float
+
+
+def bench_logits(args: argparse.Namespace) -> LogitsRow:
+    """`--logits --resize probs` on masks of HxW and logits at a quarter of that."""
+    from logits_synth import generate as generate_logits
+
+    root = args.root / "logits"
+    shutil.rmtree(root, ignore_errors=True)
+    data = generate_logits(root, args.logits_images, args.classes)
+    print(
+        f"generated {data.images} masks of {data.height}x{data.width} and float16 logits at "
+        f"1/{data.stride} resolution, K={data.classes}, in {data.seconds:.1f} s",
+        flush=True,
+    )
+    limit, limit_cpu = _timed(
+        [PYTHON, str(HERE / "logits_limit.py"), str(data.masks), str(data.logits)]
+    )
+    common = [
+        *_segaudit_command(),
+        "score",
+        "--labels",
+        str(data.masks),
+        "--probs",
+        str(data.logits),
+        "--logits",
+        "--resize",
+        "probs",
+    ]
+    if args.workers:
+        common += ["--workers", str(args.workers)]
+    audit, audit_cpu = _timed([*common, "--out", str(root / "run"), "--top", "0"])
+    overlays = min(20, data.images)
+    drawn, drawn_cpu = _timed(
+        [*common, "--out", str(root / "run-overlays"), "--top", str(overlays)]
+    )
+    summary = json.loads((root / "run" / "summary.json").read_text())
+    row = LogitsRow(
+        data.images,
+        limit.seconds,
+        audit.seconds,
+        max(audit.peak_bytes, drawn.peak_bytes),
+        overlays,
+        drawn.seconds - audit.seconds,
+        data.pixels,
+        f"{summary['flagged_pixels']:,} flagged",
+        limit_cpu,
+        audit_cpu,
+        drawn_cpu - audit_cpu,
+    )
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return row
+
+
+def logits_report(row: LogitsRow) -> list[str]:
+    """The logits case's numbers, each against its target. Ratios are given in wall time
+    and in CPU time (the latter does not change when other programs load the machine)."""
+    ratio = row.score_seconds / row.limit_seconds
+    cpu_ratio = row.score_cpu / row.limit_cpu
+    per = row.overlay_seconds / max(1, row.overlays)
+    return [
+        f"{row.images} images, masks 1024x2048, logits 256x512 float16 (--logits --resize "
+        f"probs): score {row.score_seconds:.1f} s = {row.pixels / row.score_seconds / 1e6:.1f} "
+        f"Mpx/s ({row.score_cpu:.1f} CPU s), logits limit {row.limit_seconds:.1f} s = "
+        f"{row.pixels / row.limit_seconds / 1e6:.1f} Mpx/s ({row.limit_cpu:.1f} CPU s); "
+        f"{row.note}",
+        f"[{'met' if ratio <= 2 else 'NOT met'}] logits: {ratio:.2f}x the logits limit in wall "
+        f"time, {cpu_ratio:.2f}x in CPU time (target <= 2x)",
+        f"[{'met' if row.score_peak_bytes < 1024 * MB else 'NOT met'}] logits: peak memory "
+        f"{row.score_peak_bytes / MB:.0f} MB with overlays (target < 1 GB)",
+        f"[{'met' if per <= 1.0 else 'NOT met'}] logits: {row.overlays} overlays in "
+        f"{row.overlay_seconds:.1f} s, {per:.2f} s each, {row.overlay_cpu:.1f} CPU s "
+        "(target: seconds, <= 1 s each)",
+    ]
 
 
 def machine() -> str:
@@ -263,12 +367,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--skip-compact", action="store_true", help="skip the compact-encodings section"
     )
+    parser.add_argument("--skip-s3", action="store_true", help="skip the S3 section")
+    parser.add_argument(
+        "--logits-images",
+        type=int,
+        default=20,
+        help="Cityscapes-size images in the low-resolution logits case (0: skip it)",
+    )
     args = parser.parse_args(argv)
-    sizes = [args.images] if args.images else [int(s) for s in args.sizes.split(",")]
+    sizes = [args.images] if args.images else [int(s) for s in args.sizes.split(",") if s]
 
     print(f"machine: {machine()}", flush=True)
     started = time.perf_counter()
     rows: list[Row] = []
+    s3_result: Any = None
     for size in sizes:
         root = args.root / f"n{size}"
         shutil.rmtree(root, ignore_errors=True)
@@ -290,15 +402,32 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
         rows.extend(new)
+        if size == min(sizes) and not args.skip_s3:
+            from s3_bench import bench_s3
+
+            s3_result = bench_s3(
+                _segaudit_command(), data.masks, data.zarr, data.images, data.pixels, root
+            )
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print()
-    print(f"K={args.classes}, {args.height}x{args.width}, float16; {machine()}")
-    print()
-    print(table(rows))
-    print()
-    for note in targets(rows, sizes):
-        print(note)
+    if rows:
+        print()
+        print(f"K={args.classes}, {args.height}x{args.width}, float16; {machine()}")
+        print()
+        print(table(rows))
+        print()
+        for note in targets(rows, sizes):
+            print(note)
+    if s3_result is not None:
+        from s3_bench import s3_report
+
+        print("\nProbabilities on S3 (issue 12):")
+        for line in s3_report(s3_result):
+            print(line)
+    if args.logits_images:
+        print("\nLow-resolution logits (issue 12):", flush=True)
+        for line in logits_report(bench_logits(args)):
+            print(line, flush=True)
     if not args.skip_compact:  # issue 12: compact encodings, size and agreement
         from compact import run_all
 

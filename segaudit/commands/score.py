@@ -37,7 +37,7 @@ from segaudit.core.methods import DEFAULT_METHOD, NEEDS, get_method
 from segaudit.core.regions import RegionOptions
 from segaudit.core.tiles import reduced_view
 from segaudit.errors import OptionError
-from segaudit.execute import open_executor
+from segaudit.execute import default_workers, open_executor
 from segaudit.io.encoding import ClassEncoder
 from segaudit.io.inputs import Inputs, InputSpec, open_inputs
 from segaudit.io.probs import is_url
@@ -77,6 +77,7 @@ class ScoreOptions:
     regions: RegionOptions = field(default_factory=RegionOptions)
     calibration: Path | None = None  # saved thresholds and cutoff: score in one pass
     method: str = DEFAULT_METHOD  # the image score (segaudit.core.methods)
+    overlay_full_resolution: bool = False  # overlays at the image's size, not a preview
     save_masks: bool = False  # flagged/ and suggested/ masks per image with flagged pixels
 
 
@@ -175,10 +176,14 @@ def render_overlays(
     writer: OverlayWriter,
     ignore: frozenset[int],
     on_progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> None:
-    """Draw overlays for the writer's images, re-reading only those (a few, after the audit)."""
-    indices = sorted(writer.indices)
-    for done, index in enumerate(indices, start=1):
+    """Draw overlays for the writer's images, re-reading only those (a few, after the audit),
+    one image per worker thread at a time (digesting, PNG coding and resizing release the
+    GIL), reporting progress as stage "overlays"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def draw(index: int) -> None:
         for image in dataset.load(range(index, index + 1)):
             if image.tiles is not None:  # too large to hold: drawn from a reduced view
                 view, flagged = reduced_view(
@@ -193,8 +198,14 @@ def render_overlays(
                 continue
             digest = digest_probs(image.image_id, image.labels, image.probs, ignore)
             writer(index, image.image_id, digest, flagged_mask(digest, result.cutoff))
-        if on_progress is not None:
-            on_progress("overlays", done, len(indices))
+
+    indices = sorted(writer.indices)
+    if not indices:
+        return
+    with ThreadPoolExecutor(min(len(indices), workers or default_workers())) as pool:
+        for done, _ in enumerate(pool.map(draw, indices), start=1):
+            if on_progress is not None:
+                on_progress("overlays", done, len(indices))
 
 
 def ranking_rows(
@@ -284,11 +295,12 @@ def run_summary(
 
 
 def _identity(rows: list[RankingRow], hashes: dict[str, str], summary: RunSummary) -> str:
-    """The run id: a digest of the results, the masks, the inputs and the options that
-    shape results (not of timings or of where the run ran), so it is deterministic."""
+    """The run id: a digest of the results, the masks and the options that shape results
+    (not of timings, of where the run ran or where the data was read from), so the same
+    data scored the same way gets the same id."""
     text = "\n".join("\t".join(row.cells()) for row in rows)
     masks = "\n".join(f"{k}\t{v}" for k, v in sorted(hashes.items()))
-    facts = json.dumps([summary.inputs, summary.parameters], sort_keys=True)
+    facts = json.dumps(summary.parameters, sort_keys=True)
     return run_id(*(part.encode("utf-8", "surrogatepass") for part in (text, masks, facts)))
 
 
@@ -387,8 +399,10 @@ def score(options: ScoreOptions, on_progress: ProgressCallback | None = None) ->
             options.inputs.images,
             options.regions,
             image_files=pictures,
+            full_resolution=options.overlay_full_resolution,
         )
-        render_overlays(dataset, result, writer, classes.ignore, on_progress)
+        workers = options.workers if options.scheduler is None else None
+        render_overlays(dataset, result, writer, classes.ignore, on_progress, workers)
         run.write_overlay_index(writer.names())
         run.commit()
     final = {i: options.out / p.parent.name / p.name for i, p in writer.written.items()}

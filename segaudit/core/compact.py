@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +28,7 @@ from segaudit.core.pixel import (
     SUM_SAMPLE,
     SUM_TOLERANCE,
     PixelDigest,
+    RowSource,
     check_labels,
     digest_image,
     sample_pixels,
@@ -41,6 +42,7 @@ CODE_MAX = 255
 _CODE_VALUES: NDArray[np.float16] = (np.arange(256, dtype=np.float64) / CODE_MAX).astype(np.float16)
 
 
+@runtime_checkable
 class CompactImage(Protocol):
     """One image's probabilities in a compact encoding; knows how to digest itself."""
 
@@ -72,19 +74,20 @@ class CompactImage(Protocol):
 def digest_probs(
     image_id: str,
     labels: NDArray[np.integer],
-    probs: NDArray[np.floating] | CompactImage,
+    probs: NDArray[np.floating] | RowSource | CompactImage,
     ignore: Collection[int] = (),
     *,
     check_sums: bool = True,
     predict_below: float | None = None,
 ) -> PixelDigest:
-    """Digest dense probabilities (unchanged path) or a compact image (its own digest)."""
-    if isinstance(probs, np.ndarray):
-        return digest_image(
-            image_id, labels, probs, ignore, check_sums=check_sums, predict_below=predict_below
+    """Digest dense probabilities, or ones made a band at a time (the unchanged path), or a
+    compact image (its own digest)."""
+    if isinstance(probs, CompactImage):
+        return probs.digest(
+            image_id, labels, ignore, check_sums=check_sums, predict_below=predict_below
         )
-    return probs.digest(
-        image_id, labels, ignore, check_sums=check_sums, predict_below=predict_below
+    return digest_image(
+        image_id, labels, probs, ignore, check_sums=check_sums, predict_below=predict_below
     )
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from segaudit.core.pixel import RowSource
 from segaudit.errors import ImageError
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class LoadedImage:
     index: int
     image_id: str
     labels: NDArray[np.integer] | None
-    probs: NDArray[np.floating] | CompactImage | None
+    probs: NDArray[np.floating] | CompactImage | RowSource | None  # RowSource: made in bands
     error: ImageError | None = None
     tiles: TileSource | None = None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -165,10 +166,30 @@ def _argmax_where(
     return predicted
 
 
+class RowSource(Protocol):
+    """Probabilities (K, H, W) that are made a band of rows at a time, never as a whole
+    (low-resolution logits upsampled and softmaxed: see :mod:`segaudit.io.transforms`).
+
+    ``rows(start, stop)`` returns exactly the rows ``start:stop`` of what ``materialize()``
+    returns (same floats, bit for bit); the array may be reused by the next call."""
+
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def dtype(self) -> np.dtype[np.floating]: ...
+
+    def band_height(self) -> int: ...
+
+    def rows(self, start: int, stop: int) -> NDArray[np.floating]: ...
+
+    def materialize(self) -> NDArray[np.floating]: ...
+
+
 def digest_image(
     image_id: str,
     labels: NDArray[np.integer],
-    probs: NDArray[np.floating],
+    probs: NDArray[np.floating] | RowSource,
     ignore: Collection[int] = (),
     *,
     check_sums: bool = True,
@@ -177,7 +198,9 @@ def digest_image(
     """Digest one image: labels (H, W) ints, probs (K, H, W) floats, class axis first.
 
     ``predict_below`` (pass 2's cutoff) limits the argmax to pixels whose self-confidence,
-    as float32, is at most that value."""
+    as float32, is at most that value. ``probs`` may be a :class:`RowSource`: then it is
+    digested a band of rows at a time (every per-pixel fact is computed from that pixel's
+    class values alone, so the digest is the same as of the whole array)."""
     num_classes = probs.shape[0]
     if labels.shape != probs.shape[1:]:
         raise ShapeMismatchError(
@@ -185,7 +208,46 @@ def digest_image(
         )
     valid = valid_mask(labels, ignore)
     check_labels(image_id, labels, valid, num_classes)
+    given = labels.astype(np.intp) if valid.all() else np.where(valid, labels, 0).astype(np.intp)
+    if isinstance(probs, np.ndarray):
+        facts = _pixel_facts(image_id, probs, given, valid, predict_below)
+        if check_sums:
+            _check_sums(image_id, probs)
+        dtype = probs.dtype
+    else:
+        try:
+            facts = _facts_by_rows(image_id, probs, given, valid, check_sums, predict_below)
+        except ProbabilityError:  # say it exactly as the whole array would
+            whole = probs.materialize()
+            facts = _pixel_facts(image_id, whole, given, valid, predict_below)
+            if check_sums:
+                _check_sums(image_id, whole)
+            raise  # unreachable in practice: the whole array raises first
+        dtype = probs.dtype
+    self_conf, predicted, max_prob = facts
+    return PixelDigest(
+        valid=valid,
+        given=given,
+        predicted=predicted,
+        self_confidence=self_conf,
+        max_prob=max_prob,
+        exact_keys=dtype == np.float16,
+    )
 
+
+_Facts = tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.float64]]
+
+
+def _pixel_facts(
+    image_id: str,
+    probs: NDArray[np.floating],
+    given: NDArray[np.intp],
+    valid: NDArray[np.bool_],
+    predict_below: float | None,
+) -> _Facts:
+    """Self-confidence, predicted class and its probability of every pixel of ``probs``
+    (all of an image's rows, or a band of them); raises on values that are not
+    probabilities."""
     bits, first_bad = _ordered_bits(image_id, probs)
     max_bits = bits.max(axis=0)
     if max_bits.size and int(max_bits.max()) >= first_bad and not (probs < 0).any():
@@ -197,10 +259,7 @@ def digest_image(
     if max_bits.size and int(max_bits.max()) >= first_bad:
         what = "NaN or infinite" if not np.isfinite(probs).all() else "negative"
         raise ProbabilityError(image_id, f"probabilities contain {what} values")
-    if check_sums:
-        _check_sums(image_id, probs)
 
-    given = labels.astype(np.intp) if valid.all() else np.where(valid, labels, 0).astype(np.intp)
     self_conf = _take_classes(bits, given).view(probs.dtype).astype(np.float64)
     if predict_below is None:
         predicted = _argmax(bits, max_bits)
@@ -208,11 +267,41 @@ def digest_image(
         below = self_conf.astype(np.float32) <= np.float32(predict_below)
         predicted = _argmax_where(bits, below & valid, given)
     max_prob = max_bits.view(probs.dtype).astype(np.float64)
-    return PixelDigest(
-        valid=valid,
-        given=given,
-        predicted=predicted,
-        self_confidence=self_conf,
-        max_prob=max_prob,
-        exact_keys=probs.dtype == np.float16,
-    )
+    return self_conf, predicted, max_prob
+
+
+def _facts_by_rows(
+    image_id: str,
+    source: RowSource,
+    given: NDArray[np.intp],
+    valid: NDArray[np.bool_],
+    check_sums: bool,
+    predict_below: float | None,
+) -> _Facts:
+    """:func:`_pixel_facts` one band of rows at a time, and the sum check on the same
+    sample of pixels as :func:`_check_sums` (raised, if at all, after every band)."""
+    _, height, width = source.shape
+    self_conf = np.empty((height, width), dtype=np.float64)
+    max_prob = np.empty((height, width), dtype=np.float64)
+    predicted = np.empty((height, width), dtype=np.intp)
+    step = max(1, int(np.sqrt(height * width / SUM_SAMPLE)))
+    worst = 0.0
+    band = max(1, source.band_height())
+    for start in range(0, height, band):
+        stop = min(height, start + band)
+        probs = source.rows(start, stop)
+        rows = slice(start, stop)
+        facts = _pixel_facts(image_id, probs, given[rows], valid[rows], predict_below)
+        self_conf[rows], predicted[rows], max_prob[rows] = facts
+        if check_sums:
+            sample = probs[:, (-start) % step :: step, ::step]
+            if sample.size:
+                sums = np.add.reduce(sample, axis=0, dtype=np.float64)
+                worst = max(worst, float(np.max(np.abs(sums - 1.0))))
+    if worst > SUM_TOLERANCE:
+        raise ProbabilityError(
+            image_id,
+            f"class probabilities sum to {1.0 + worst:.3g} at some pixels, not 1; "
+            "if these are logits, pass --logits",
+        )
+    return self_conf, predicted, max_prob

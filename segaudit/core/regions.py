@@ -4,8 +4,8 @@ A reviewer fixes labels object by object, not pixel by pixel: "an unlabelled car
 x, y, w, h, labelled road" is one region. A region is a connected component of the flagged
 pixels of one (given, predicted) pair. So a car half labelled road and half labelled
 sidewalk gives two regions (car→road is not the same fix as car→sidewalk), and two touching
-regions never mix pairs. ``scipy.ndimage.label`` labels all flagged pixels at once;
-components that mix pairs are split by ``scipy.sparse.csgraph`` (see ``find_regions``).
+regions never mix pairs. Components are found in plain numpy from the flagged pixels
+alone (see ``_label_by_pair``): the work grows with the flagged pixels, not the image.
 
 Options: ``connectivity`` 4 (edge neighbours) or 8 (edge and corner neighbours, the
 default: a thin diagonal outline stays one region), and ``min_area`` in pixels (default 1:
@@ -61,19 +61,10 @@ class RegionOptions:
 
     @property
     def structure(self) -> NDArray[np.bool_]:
-        """The neighbourhood for ``ndimage.label``."""
+        """The neighbourhood as a ``scipy.ndimage`` structuring element."""
         if self.connectivity == 8:
             return np.ones((3, 3), dtype=bool)
         return np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
-
-
-def _bounds(flagged: NDArray[np.bool_]) -> tuple[slice, slice] | None:
-    """The smallest box holding every flagged pixel (labelling only that box is cheaper)."""
-    rows = np.flatnonzero(flagged.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(flagged.any(axis=0))
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
 
 def _half_neighbourhood(connectivity: int) -> list[tuple[int, int]]:
@@ -81,55 +72,60 @@ def _half_neighbourhood(connectivity: int) -> list[tuple[int, int]]:
     return [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if connectivity == 8 else [])
 
 
-def _split_by_pair(
-    coarse: NDArray[np.int32],
-    pixel_codes: NDArray[np.intp],
-    flat: NDArray[np.intp],
-    ncodes: int,
-    connectivity: int,
-) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Region index of each flagged pixel (``flat``: their positions in the box, row-major;
-    ``pixel_codes``: their pair codes), and each region's pair code. Coarse components
-    (flagged pixels, any pair) that hold one pair are regions as they are. The pixels of
-    components that mix pairs are joined again, neighbour to neighbour of the same pair, as
-    a graph (scipy.sparse.csgraph): the work grows with those pixels, not with the box or
-    the number of pairs."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+def _roots(count: int, sources: NDArray[np.intp], targets: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Connected components of a graph of ``count`` nodes with edges ``sources[i]`` —
+    ``targets[i]``: each node's root, the smallest node of its component. Hook each root to
+    the smaller root across an edge, then jump pointers until every node points at a root;
+    repeat while an edge joins two roots (a few rounds: pixels come in raster order)."""
+    parent = np.arange(count, dtype=np.intp)
+    while sources.size:
+        a, b = parent[sources], parent[targets]
+        apart = a != b
+        if not apart.any():
+            break
+        sources, targets, a, b = sources[apart], targets[apart], a[apart], b[apart]
+        np.minimum.at(parent, np.maximum(a, b), np.minimum(a, b))
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+    return parent
 
-    components = coarse.ravel()[flat]
-    keys = components.astype(np.int64) * ncodes + pixel_codes
-    groups, group_of_pixel = np.unique(keys, return_inverse=True)
-    group_of_pixel = group_of_pixel.ravel().astype(np.intp)
-    region_codes = (groups % ncodes).astype(np.intp)
-    pairs_per_component = np.bincount(groups // ncodes)
-    mixed = np.flatnonzero(pairs_per_component > 1)
-    if mixed.size == 0:
-        return group_of_pixel, region_codes
-    in_mixed = np.isin(components, mixed)
-    positions = flat[in_mixed]  # sorted, as flat is
-    codes = pixel_codes[in_mixed]
-    height, width = coarse.shape
-    rows, cols = np.divmod(positions, width)
-    sources, targets = [], []
-    for dy, dx in _half_neighbourhood(connectivity):
-        inside = (rows + dy < height) & (cols + dx >= 0) & (cols + dx < width)
-        source = np.flatnonzero(inside)
-        wanted = positions[source] + dy * width + dx
-        target = np.minimum(np.searchsorted(positions, wanted), positions.size - 1)
-        joined = (positions[target] == wanted) & (codes[target] == codes[source])
-        sources.append(source[joined])
-        targets.append(target[joined])
-    source, target = np.concatenate(sources), np.concatenate(targets)
-    graph = coo_matrix(
-        (np.ones(source.size, dtype=np.int8), (source, target)),
-        shape=(positions.size, positions.size),
-    )
-    count, part = connected_components(graph, directed=False)
-    first = np.zeros(count, dtype=np.intp)
-    first[part[::-1]] = np.arange(positions.size)[::-1]  # a pixel of each part, for its code
-    group_of_pixel[in_mixed] = len(groups) + part
-    return group_of_pixel, np.concatenate([region_codes, codes[first]]).astype(np.intp)
+
+def _label_by_pair(
+    flat: NDArray[np.intp], codes: NDArray[np.intp], shape: tuple[int, int], connectivity: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Region index of each flagged pixel (``flat``: their positions in the box, row-major,
+    sorted; ``codes``: their pair codes) and each region's pair code.
+
+    A region is a component of neighbouring flagged pixels of one pair. Regions are
+    numbered as the earlier ``ndimage.label`` + split did, which the ranking's last tie
+    break depends on: first the components of flagged pixels (any pair) that hold one pair,
+    by their first pixel; then the regions of components that mix pairs, by first pixel.
+    Plain numpy (no scipy import, little Python per image): neighbours are found by
+    searching the sorted positions, components by :func:`_roots`."""
+    height, width = shape
+    count = flat.size
+    rows, cols = np.divmod(flat, width)
+    dy, dx = np.array(_half_neighbourhood(connectivity), dtype=np.intp).T
+    # every (pixel, neighbour offset) at once: few numpy calls per image
+    inside = (rows[:, None] + dy < height) & (cols[:, None] + dx >= 0)
+    inside &= cols[:, None] + dx < width
+    wanted = (flat[:, None] + (dy * width + dx)).ravel()
+    target = np.minimum(np.searchsorted(flat, wanted), count - 1)
+    joined = np.flatnonzero(inside.ravel() & (flat[target] == wanted))
+    source, target = joined // dy.size, target[joined]
+    coarse = _roots(count, source, target)  # any pair
+    same = codes[source] == codes[target]
+    fine = _roots(count, source[same], target[same])  # one pair
+    mixed = np.zeros(count, dtype=bool)
+    mixed[coarse[fine != coarse]] = True  # a component with two or more regions
+    firsts, region = np.unique(fine, return_inverse=True)
+    order = np.lexsort((firsts, mixed[coarse[firsts]]))
+    number = np.empty(order.size, dtype=np.intp)
+    number[order] = np.arange(order.size, dtype=np.intp)
+    return number[region.ravel()], codes[firsts[order]].astype(np.intp)
 
 
 def _reduce_by_region(
@@ -145,8 +141,8 @@ def find_regions(
 ) -> list[Region]:
     """The suspect regions of one image, numbered from 1, largest first.
 
-    One ``ndimage.label`` over all flagged pixels, then a split by (given, predicted) pair
-    where a component mixes pairs; boxes and means come from the flagged pixels alone."""
+    Components of neighbouring flagged pixels of one (given, predicted) pair; boxes and
+    means come from the flagged pixels alone."""
     return _regions(digest, flagged, options, None)
 
 
@@ -166,35 +162,25 @@ def _regions(
     options: RegionOptions | None,
     ids: NDArray[np.int64] | None,
 ) -> list[Region]:
-    from scipy import ndimage  # on first use: commands that label nothing start faster
-
     options = options or RegionOptions()
-    box = _bounds(flagged)
-    if box is None:
+    flat = np.flatnonzero(flagged)  # positions in the image, row-major: no box copies
+    if flat.size == 0:
         return []
-    top, left = box[0].start, box[1].start
-    mask = flagged[box]
-    flat = np.flatnonzero(mask)
-    given = digest.given[box].ravel()[flat]
-    predicted = digest.predicted[box].ravel()[flat]
+    given = digest.given.reshape(-1)[flat]
+    predicted = digest.predicted.reshape(-1)[flat]
     num_classes = int(max(given.max(), predicted.max())) + 1
-    coarse, _ = ndimage.label(mask, structure=options.structure)
-    region_of_pixel, region_codes = _split_by_pair(
-        coarse,
-        given * num_classes + predicted,
-        flat,
-        num_classes * num_classes,
-        options.connectivity,
+    region_of_pixel, region_codes = _label_by_pair(
+        flat, given * num_classes + predicted, flagged.shape, options.connectivity
     )
     count = len(region_codes)
     areas = np.bincount(region_of_pixel, minlength=count)
     conf = np.bincount(
-        region_of_pixel, weights=digest.self_confidence[box].ravel()[flat], minlength=count
+        region_of_pixel, weights=digest.self_confidence.reshape(-1)[flat], minlength=count
     )
-    prob = np.bincount(region_of_pixel, weights=digest.max_prob[box].ravel()[flat], minlength=count)
+    prob = np.bincount(region_of_pixel, weights=digest.max_prob.reshape(-1)[flat], minlength=count)
     order = np.argsort(region_of_pixel, kind="stable")
     starts = np.concatenate([[0], np.cumsum(areas)[:-1]]).astype(np.intp)
-    rows, cols = np.divmod(flat, mask.shape[1])
+    rows, cols = np.divmod(flat, flagged.shape[1])
     y0, y1 = _reduce_by_region(rows, order, starts)
     x0, x1 = _reduce_by_region(cols, order, starts)
     keep = np.flatnonzero(areas >= options.min_area)
@@ -203,21 +189,18 @@ def _regions(
     if ids is not None:
         numbers = np.full(count, -1, dtype=np.int64)
         numbers[ranked] = np.arange(1, len(ranked) + 1)
-        inside = np.zeros(mask.size, dtype=np.int64)  # ids[box] is a strided view
-        inside[flat] = numbers[region_of_pixel]
-        ids[box] = inside.reshape(mask.shape)
-    return [
-        Region(
-            number,
-            int(region_codes[r]) // num_classes,
-            int(region_codes[r]) % num_classes,
-            int(areas[r]),
-            int(left + x0[r]),
-            int(top + y0[r]),
-            int(x1[r] - x0[r] + 1),
-            int(y1[r] - y0[r] + 1),
-            float(conf[r]) / float(areas[r]),
-            float(prob[r]) / float(areas[r]),
-        )
-        for number, r in enumerate(ranked, start=1)
-    ]
+        ids.reshape(-1)[flat] = numbers[region_of_pixel]
+    codes, area = region_codes[ranked], areas[ranked]
+    columns = zip(
+        (codes // num_classes).tolist(),
+        (codes % num_classes).tolist(),
+        area.tolist(),
+        x0[ranked].tolist(),
+        y0[ranked].tolist(),
+        (x1[ranked] - x0[ranked] + 1).tolist(),
+        (y1[ranked] - y0[ranked] + 1).tolist(),
+        (conf[ranked] / area).tolist(),  # float64 division, as float(a) / float(b)
+        (prob[ranked] / area).tolist(),
+        strict=True,
+    )
+    return [Region(number, *values) for number, values in enumerate(columns, start=1)]

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from segaudit.core.compact import CompactImage, digest_probs
 from segaudit.core.dataset import LoadedImage, even_blocks
+from segaudit.core.pixel import RowSource
 from segaudit.errors import (
     DatasetError,
     ImageError,
@@ -94,9 +95,11 @@ class PairedDataset:
                 if isinstance(raw, ImageError):
                     raise raw
                 labels = read_mask(image_id, self.masks[index], self.decoder)
-                probs: NDArray[np.floating] | CompactImage = raw
+                probs: NDArray[np.floating] | RowSource | CompactImage = raw
                 if isinstance(raw, np.ndarray):  # compact images are read as stored
-                    labels, probs = self.transform.apply(image_id, labels, raw, self.ignore)
+                    labels, probs = self.transform.apply_deferred(
+                        image_id, labels, raw, self.ignore
+                    )
                 if probs.shape[0] != self.classes:
                     raise ImageError(
                         image_id,

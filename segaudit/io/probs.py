@@ -179,6 +179,12 @@ def open_zarr_array(path: str) -> Any:
         raise DatasetError(
             f"{path}: {error}; install the remote extra: pip install 'segaudit[remote]'"
         ) from None
+    except PermissionError as error:  # s3fs: a wrong or unknown key, or no read permission
+        raise DatasetError(
+            f"{path}: access denied ({error}); check the credentials the storage library "
+            "reads (for s3://: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile, and "
+            "AWS_ENDPOINT_URL for a server other than AWS)"
+        ) from None
     except OPEN_ERRORS as error:  # zarr raises many kinds for a bad store
         raise DatasetError(
             f"{path}: cannot open zarr store ({type(error).__name__}: {error}); "

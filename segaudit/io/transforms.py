@@ -160,6 +160,145 @@ def _resample_axis(plane: NDArray[np.float32], target: int, axis: int) -> NDArra
     return resampled
 
 
+#: Bytes of one band of class planes at full resolution made at a time by ResampledProbs
+#: (small enough to stay in a core's cache while it is softmaxed and digested).
+BAND_BYTES = 1 << 19
+
+
+class ResampledProbs:
+    """``resize_probs`` (then ``softmax`` for logits) of one image, made a band of output
+    rows at a time: the same floats, bit for bit, without a K×H×W array.
+
+    Each output row is a weighted sum of two rows of the horizontally resampled planes
+    (K×h×W, made once), with the weights ``_resample_axis`` uses; the softmax (or the
+    renormalisation) works on each pixel's class values alone. So any band of rows equals
+    the same rows of the whole (checked by the tests). Used by the audit through
+    :class:`segaudit.core.pixel.RowSource`; ``materialize()`` gives the whole array.
+    """
+
+    def __init__(self, probs: NDArray[np.floating], size: tuple[int, int], *, logits: bool) -> None:
+        k = probs.shape[0]
+        self.logits = logits
+        self._shape = (k, size[0], size[1])
+        self._wide = _widen(np.asarray(probs, dtype=np.float32), size[1])
+        self._low, self._high, self._w_low, self._w_high = _row_weights(probs.shape[1], size[0])
+        rows = self.band_height()
+        self._band = np.empty((k, rows, size[1]), dtype=np.float32)  # reused by rows()
+        self._other = np.empty_like(self._band)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype[np.floating]:
+        return np.dtype(np.float32)
+
+    def band_height(self) -> int:
+        """Rows per band: about BAND_BYTES of float32 class planes."""
+        k, _, width = self._shape
+        return max(1, BAND_BYTES // (4 * int(k) * max(1, int(width))))
+
+    def rows(self, start: int, stop: int) -> NDArray[np.float32]:
+        """Output rows ``start:stop`` (K, stop - start, W), probabilities. The array is
+        reused by the next call (it stays in cache while the caller digests it)."""
+        count = stop - start
+        band: NDArray[np.float32]
+        if self._w_low is None or self._w_high is None:  # same height: rows as they are
+            band = np.array(self._wide[:, start:stop])
+        elif count > self._band.shape[1]:
+            band = self._wide.take(self._low[start:stop], axis=1)
+            band *= self._w_low[start:stop, None]
+            other = self._wide.take(self._high[start:stop], axis=1)
+            other *= self._w_high[start:stop, None]
+            band += other
+        else:
+            band, other = self._band[:, :count], self._other[:, :count]
+            wide, w_low, w_high = self._wide, self._w_low, self._w_high
+            for j, r in enumerate(range(start, stop)):  # gather and weigh in one go
+                np.multiply(wide[:, self._low[r]], w_low[r], out=band[:, j])
+                np.multiply(wide[:, self._high[r]], w_high[r], out=other[:, j])
+            np.add(band, other, out=band)
+        if self.logits:
+            np.subtract(band, band.max(axis=0), out=band)
+            np.exp(band, out=band)
+            np.divide(band, band.sum(axis=0), out=band)
+        else:
+            total = band.sum(axis=0)
+            np.divide(band, total, out=band, where=total > 0)
+        return band
+
+    def materialize(self) -> NDArray[np.float32]:
+        """The whole (K, H, W) array (for callers that need one; the audit does not)."""
+        k, height, width = self._shape
+        whole = np.empty((k, height, width), dtype=np.float32)
+        step = self.band_height()
+        for start in range(0, height, step):
+            stop = min(height, start + step)
+            whole[:, start:stop] = self.rows(start, stop)
+        return whole
+
+    def __array__(self, dtype: object = None, copy: object = None) -> NDArray[np.floating]:
+        whole = self.materialize()
+        return whole if dtype is None else whole.astype(dtype)  # type: ignore[call-overload]
+
+
+def _widen(probs: NDArray[np.float32], width: int) -> NDArray[np.float32]:
+    """``_resample_axis(probs[c], width, axis=1)`` for every class plane c at once (the
+    same products and sums, so the same floats), into one contiguous (K, h, width)."""
+    k, h, source = probs.shape
+    if width == source:
+        return np.ascontiguousarray(probs)
+    if width % source:
+        low, high, weight = _linear_weights(source, width)
+        wide: NDArray[np.float32] = probs.take(low, axis=2) * (1 - weight)
+        wide += probs.take(high, axis=2) * weight
+        return wide
+    factor = width // source
+    lower = np.concatenate([probs[:, :, :1], probs[:, :, :-1]], axis=2)
+    upper = np.concatenate([probs[:, :, 1:], probs[:, :, -1:]], axis=2)
+    out = np.empty((k, h, source, factor), dtype=np.float32)
+    first, second = np.empty_like(probs), np.empty_like(probs)
+    for phase in range(factor):
+        offset = (phase + 0.5) / factor - 0.5  # as in _resample_axis
+        other, weight = (upper, offset) if offset >= 0 else (lower, -offset)
+        np.multiply(probs, np.float32(1 - weight), out=first)
+        np.multiply(other, np.float32(weight), out=second)
+        np.add(first, second, out=out[..., phase])
+    return out.reshape(k, h, width)
+
+
+def _row_weights(
+    source: int, target: int
+) -> tuple[
+    NDArray[np.intp], NDArray[np.intp], NDArray[np.float32] | None, NDArray[np.float32] | None
+]:
+    """For each output row of ``_resample_axis(plane, target, axis=0)``: the two source rows
+    and their float32 weights, as that function applies them (None: rows copied as is)."""
+    if target == source:
+        rows = np.arange(target, dtype=np.intp)
+        return rows, rows, None, None
+    if target % source == 0:
+        factor = target // source
+        index = np.arange(target, dtype=np.intp) // factor
+        upper = np.minimum(index + 1, source - 1)
+        lower = np.maximum(index - 1, 0)
+        w_low = np.empty(target, dtype=np.float32)
+        w_high = np.empty(target, dtype=np.float32)
+        other = np.empty(target, dtype=np.intp)
+        for phase in range(factor):
+            offset = (phase + 0.5) / factor - 0.5
+            pick = slice(phase, None, factor)
+            neighbour, weight = (upper, offset) if offset >= 0 else (lower, -offset)
+            other[pick] = neighbour[pick]
+            w_low[pick] = np.float32(1 - weight)
+            w_high[pick] = np.float32(weight)
+        return index, other, w_low, w_high
+    low, high, second = _linear_weights(source, target)
+    first: NDArray[np.float32] = (1 - second).astype(np.float32)
+    return low, high, first, second
+
+
 def _linear_weights(
     source: int, target: int
 ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
@@ -299,6 +438,19 @@ class ImageTransform:
         ignore: Collection[int],
     ) -> tuple[NDArray[np.integer], NDArray[np.floating]]:
         """Labels (H, W) and probabilities (K, H, W) ready for the engine."""
+        labels, probs = self.apply_deferred(image_id, labels, raw, ignore)
+        return labels, probs if isinstance(probs, np.ndarray) else probs.materialize()
+
+    def apply_deferred(
+        self,
+        image_id: str,
+        labels: NDArray[np.integer],
+        raw: NDArray[np.floating],
+        ignore: Collection[int],
+    ) -> tuple[NDArray[np.integer], NDArray[np.floating] | ResampledProbs]:
+        """As :meth:`apply`, but upsampled probabilities (``--resize probs``, with or without
+        ``--logits``) come as a :class:`ResampledProbs` that the audit digests a band of
+        rows at a time: no full-resolution K×H×W array is made."""
         if raw.ndim != 3:
             raise ImageError(
                 image_id,
@@ -310,6 +462,8 @@ class ImageTransform:
         if labels.shape != size:
             if self.resize is Resize.PROBS:
                 target = (labels.shape[0], labels.shape[1])
+                if self.downsample == 1:
+                    return labels, ResampledProbs(probs, target, logits=self.logits)
                 probs = resize_probs(probs, target, renormalise=not self.logits)
             elif self.resize is Resize.LABELS:
                 if size[0] > labels.shape[0] or size[1] > labels.shape[1]:

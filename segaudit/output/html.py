@@ -15,14 +15,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from PIL import Image
 
 from segaudit.output.overlay import IMAGE_ERRORS
 from segaudit.rundir import IssueRow, RegionRow, RunSummary
 
+if TYPE_CHECKING:  # jinja2 is imported when a report is made: `score` starts faster
+    import jinja2
 HISTOGRAM_BINS = 20
 #: Gallery pictures are re-encoded with this many colours (fast octree, no dithering): a
 #: quarter of the size, nothing visible lost; the exact PNGs stay in overlays/.
@@ -230,6 +231,8 @@ def data_uri(path: Path) -> str | None:
 
 
 def _environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("segaudit.output", "templates"),
         autoescape=True,

@@ -98,13 +98,38 @@ def _font(size: int = FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont
         return ImageFont.load_default()
 
 
-def panel_scale(width: int) -> float:
-    """How much to enlarge (integer factor) or reduce a panel of this width."""
+def panel_scale(width: int, full_resolution: bool = False) -> float:
+    """How much to enlarge (integer factor) or reduce a panel of this width. Large images
+    are drawn at a preview width (MAX_PANEL_WIDTH), unless ``full_resolution``."""
     if width < MIN_PANEL_WIDTH:
         return float(min(MAX_UPSCALE, math.ceil(MIN_PANEL_WIDTH / width)))
-    if width > MAX_PANEL_WIDTH:
+    if width > MAX_PANEL_WIDTH and not full_resolution:
         return MAX_PANEL_WIDTH / width
     return 1.0
+
+
+def colorize_resized(
+    ids: NDArray[np.intp], valid: NDArray[np.bool_], classes: ClassesConfig, size: tuple[int, int]
+) -> NDArray[np.uint8]:
+    """``_resize(colorize(ids, valid, classes), size, False)`` without colouring every pixel
+    of a large image: nearest-neighbour picks the same source pixels from the class ids as
+    from their colours, so the ids are resized first and only the preview is coloured."""
+    if ids.shape[1] == size[0] and ids.shape[0] == size[1]:
+        return colorize(ids, valid, classes)
+    slot = len(classes.colors)
+    palette = np.array((*classes.colors, IGNORE_COLOR), np.uint8)
+    index = np.where(valid, ids, slot)
+    mode, dtype = ("L", np.uint8) if slot < 256 else ("I", np.int32)
+    small = Image.fromarray(index.astype(dtype), mode=mode).resize(size, Image.Resampling.NEAREST)
+    colored: NDArray[np.uint8] = palette[np.asarray(small)]
+    return colored
+
+
+def _present(ids: NDArray[np.intp], count: int) -> list[int]:
+    """The sorted distinct values of ``ids`` (all in 0..count-1), counted not sorted."""
+    if ids.size == 0:
+        return []
+    return np.flatnonzero(np.bincount(ids.ravel(), minlength=count)).tolist()
 
 
 def _resize(pixels: NDArray[np.uint8], size: tuple[int, int], smooth: bool) -> NDArray[np.uint8]:
@@ -122,12 +147,19 @@ def _resize_mask(mask: NDArray[np.bool_], size: tuple[int, int]) -> NDArray[np.b
     return resized
 
 
+def _neighbours(
+    mask: NDArray[np.bool_],
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
+    """Each pixel's neighbour above, below, left and right (False beyond the edge)."""
+    padded = np.pad(mask, 1)
+    return padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]
+
+
 def _outline(pixels: NDArray[np.uint8], mask: NDArray[np.bool_], color: Color) -> None:
     """Draw the mask's edge: a dark ring outside, the issue colour inside (in place)."""
-    from scipy import ndimage  # on first use: `segaudit report` never needs it
-
-    inner = mask & ~ndimage.binary_erosion(mask, border_value=0)
-    outer = ndimage.binary_dilation(mask) & ~mask
+    up, down, left, right = _neighbours(mask)
+    inner = mask & ~(mask & up & down & left & right)  # mask less its erosion (cross, edge 0)
+    outer = (mask | up | down | left | right) & ~mask  # its dilation less the mask
     pixels[outer] = (0, 0, 0)
     pixels[inner] = color
 
@@ -242,6 +274,7 @@ class OverlayWriter:
     images_dir: Path | None = None
     region_options: RegionOptions = field(default_factory=RegionOptions)
     image_files: Mapping[str, Path] = field(default_factory=dict)  # from a manifest; wins
+    full_resolution: bool = False  # panels at the image's size, not a preview width
     written: dict[int, Path] = field(default_factory=dict)
     ids: dict[int, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -268,12 +301,12 @@ class OverlayWriter:
         color = self.issue_color
         regions = find_regions(digest, flagged, self.region_options)
         h, w = flagged.shape
-        scale = panel_scale(w)
+        scale = panel_scale(w, self.full_resolution)
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         mask = _resize_mask(flagged, size)
-        given = _resize(colorize(digest.given, digest.valid, self.classes), size, False)
+        given = colorize_resized(digest.given, digest.valid, self.classes, size)
         all_valid = np.ones_like(digest.valid)
-        predicted = _resize(colorize(digest.predicted, all_valid, self.classes), size, False)
+        predicted = colorize_resized(digest.predicted, all_valid, self.classes, size)
         photo = self._photo(image_id, (h, w))
         if photo is not None:
             photo = _resize(photo, size, True)
@@ -292,9 +325,10 @@ class OverlayWriter:
         )
         gap = 4
         sheet_w = size[0] * len(panels) + gap * (len(panels) - 1)
-        present = np.union1d(
-            np.unique(digest.given[digest.valid]), np.unique(digest.predicted)
-        ).tolist()
+        k = len(self.classes.colors)
+        present = sorted(
+            set(_present(digest.given[digest.valid], k)) | set(_present(digest.predicted, k))
+        )
         entries = [(self.classes.names[k], self.classes.colors[k]) for k in present]
         if not digest.valid.all():
             entries.append(("ignored", IGNORE_COLOR))
