@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from segaudit.config.classes import ClassesConfig, Color
 from segaudit.errors import DatasetError, ImageError, ReadError
+from segaudit.io.naming import FileNames
 
 MASK_SUFFIX = ".png"
 #: Modes whose pixel value is the class id: bilevel, 8-bit grey, palette, 16- and 32-bit ints.
@@ -31,17 +32,29 @@ _MAX_TABLE = 1 << 22
 _READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, UnidentifiedImageError)
 
 
-def mask_ids(folder: Path) -> dict[str, Path]:
-    """Map image id (path relative to ``folder`` without suffix, '/'-separated) to file."""
+def mask_ids(folder: Path, names: FileNames | None = None) -> dict[str, Path]:
+    """Map image id to mask file: the files under ``folder`` (sub-folders too) whose name
+    matches the mask pattern (default ``*.png``); the id is the '/'-separated path with the
+    pattern's tail removed (see :mod:`segaudit.io.naming`)."""
+    names = names or FileNames()
     if not folder.is_dir():
         raise DatasetError(f"{folder}: mask folder not found; pass the folder of PNG masks")
-    found = {
-        path.relative_to(folder).with_suffix("").as_posix(): path
-        for path in sorted(folder.rglob(f"*{MASK_SUFFIX}"))
-        if path.is_file()
-    }
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob(f"*{names.mask_tail}")):
+        image_id = names.mask_id(path.relative_to(folder).as_posix())
+        if image_id and path.is_file():
+            found[image_id] = path
     if not found:
-        raise DatasetError(f"{folder}: no {MASK_SUFFIX} masks found (searched sub-folders too)")
+        others = sum(1 for p in folder.rglob(f"*{MASK_SUFFIX}") if p.is_file())
+        hint = (
+            f" ({others} other {MASK_SUFFIX} file(s) do not match; see --mask-pattern)"
+            if others
+            else ""
+        )
+        raise DatasetError(
+            f"{folder}: no masks matching {names.mask_pattern!r} found (searched sub-folders "
+            f"too){hint}"
+        )
     return found
 
 

@@ -1,0 +1,49 @@
+"""The dataset configs shipped inside the package (``segaudit/configs/*.yaml``), so that
+``--classes cityscapes`` works from an installed wheel without the repository.
+
+The repository's ``configs/`` holds the same files for reading and copying (a test keeps
+them identical); ``segaudit configs`` lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from segaudit.errors import ConfigError
+
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass(frozen=True)
+class BuiltinConfig:
+    """One shipped config: its name (the file stem), file and first comment sentence."""
+
+    name: str
+    path: Path
+    summary: str
+
+
+def builtin_configs() -> list[BuiltinConfig]:
+    """The shipped classes configs, by name."""
+    found = []
+    for path in sorted(BUILTIN_DIR.glob("*.yaml")):
+        first = path.read_text(encoding="utf-8").split("\n", 1)[0].lstrip("# ").strip()
+        found.append(BuiltinConfig(path.stem, path, first.split(". ")[0].rstrip(".")))
+    return found
+
+
+def resolve_classes(value: Path) -> Path:
+    """A classes config file: ``value`` when it exists, else the built-in config of that
+    name (``cityscapes`` or ``cityscapes.yaml``)."""
+    if value.exists():
+        return value
+    names = {c.name: c.path for c in builtin_configs()}
+    stem = value.name.removesuffix(".yaml").removesuffix(".yml")
+    if value.parent == Path(".") and stem in names:
+        return names[stem]
+    raise ConfigError(
+        f"{value}: no such classes config file, and not a built-in name "
+        f"(built-in: {', '.join(sorted(names))}; `segaudit configs` lists them)",
+        path=str(value),
+    )
