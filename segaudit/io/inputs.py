@@ -107,11 +107,28 @@ def _check_unique(ids: Sequence[str], source: str) -> None:
         raise DatasetError(f"{source}: duplicate image ids: {listed(duplicates)}")
 
 
+def _suffix_hint(missing: Sequence[str], have: Iterable[str]) -> str:
+    """When mask ids are the wanted ids plus a suffix (Cityscapes' ``_gtFine_labelIds``),
+    the mask pattern to pass."""
+    wanted = missing[0] + "_"
+    suffixes = sorted({h[len(missing[0]) :] for h in have if h.startswith(wanted)})
+    if not suffixes:
+        return ""
+    shown = ", ".join(f"'*{s}.png'" for s in suffixes[:4])
+    return (
+        f"; masks are named <id>{suffixes[0]}.png and the like: pass --mask-pattern with one "
+        f"of {shown}, or the dataset's classes config (segaudit configs)"
+    )
+
+
 def _check_pairing(ids: Sequence[str], found: Iterable[str], where: str, what: str) -> None:
     have = set(found)
     missing = [i for i in ids if i not in have]
     if missing:
-        raise DatasetError(f"{where}: no {what} for {len(missing)} image(s): {listed(missing)}")
+        raise DatasetError(
+            f"{where}: no {what} for {len(missing)} image(s): {listed(missing)}"
+            + _suffix_hint(missing, have)
+        )
     extra = sorted(have - set(ids))
     if extra:
         raise DatasetError(

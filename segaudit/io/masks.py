@@ -51,10 +51,8 @@ def mask_ids(folder: Path, names: FileNames | None = None) -> dict[str, Path]:
             if others
             else ""
         )
-        raise DatasetError(
-            f"{folder}: no masks matching {names.mask_pattern!r} found (searched sub-folders "
-            f"too){hint}"
-        )
+        what = f"{MASK_SUFFIX} masks" if not names.masks else f"masks matching {names.masks!r}"
+        raise DatasetError(f"{folder}: no {what} found (searched sub-folders too){hint}")
     return found
 
 
