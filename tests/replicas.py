@@ -94,13 +94,19 @@ def cityscapes(root: Path, *, mispaired: bool = False) -> Replica:
     for image_id in ids:
         city = image_id.split("/")[0]
         true = scene(rng, h, w, list(range(19)))
-        given = inject(true, 13 if true[h // 2, w // 2] != 13 else 0) if image_id == injected else true.copy()
+        given = (
+            inject(true, 13 if true[h // 2, w // 2] != 13 else 0)
+            if image_id == injected
+            else true.copy()
+        )
         given[0, :] = 255  # ego-vehicle-like void row
         folder = root / "gtFine" / "val" / city
         folder.mkdir(parents=True, exist_ok=True)
         stem = folder / (image_id.split("/")[1] + "_gtFine")
         train = given.astype(np.uint8)
-        label_ids = np.where(train == 255, 0, np.array([*CITYSCAPES_LABEL_IDS, 0])[np.minimum(train, 19)])
+        label_ids = np.where(
+            train == 255, 0, np.array([*CITYSCAPES_LABEL_IDS, 0])[np.minimum(train, 19)]
+        )
         Image.fromarray(train, mode="L").save(f"{stem}_labelTrainIds.png")
         Image.fromarray(label_ids.astype(np.uint8), mode="L").save(f"{stem}_labelIds.png")
         instances = label_ids.astype(np.uint16)
@@ -114,7 +120,9 @@ def cityscapes(root: Path, *, mispaired: bool = False) -> Replica:
         polygons = {
             "imgHeight": h,
             "imgWidth": w,
-            "objects": [{"label": "road", "polygon": [[0, h - 1], [w - 1, h - 1], [w // 2, h // 2]]}],
+            "objects": [
+                {"label": "road", "polygon": [[0, h - 1], [w - 1, h - 1], [w // 2, h // 2]]}
+            ],
         }
         Path(f"{stem}_polygons.json").write_text(json.dumps(polygons))
         images = root / "leftImg8bit" / "val" / city
@@ -171,7 +179,11 @@ def voc(root: Path, *, mispaired: bool = False) -> Replica:
     for n, image_id in enumerate(sorted(train + val)):
         h, w = sizes[n % len(sizes)]
         true = scene(rng, h, w, list(range(21)))
-        given = inject(true, 15 if true[h // 2, w // 2] != 15 else 12) if image_id == injected else true.copy()
+        given = (
+            inject(true, 15 if true[h // 2, w // 2] != 15 else 12)
+            if image_id == injected
+            else true.copy()
+        )
         border = np.zeros_like(given, bool)  # VOC's void band: 255 around each object
         border[:, 1:] |= given[:, 1:] != given[:, :-1]
         border[1:, :] |= given[1:, :] != given[:-1, :]
@@ -203,14 +215,21 @@ def ade20k(root: Path) -> Replica:
     injected = ids[1]
     out = root / "ade_probs"
     out.mkdir(parents=True)
-    for split, names in (("training", [f"ADE_train_{i:08d}" for i in range(1, 4)]), ("validation", ids)):
+    for split, names in (
+        ("training", [f"ADE_train_{i:08d}" for i in range(1, 4)]),
+        ("validation", ids),
+    ):
         (base / "annotations" / split).mkdir(parents=True)
         (base / "images" / split).mkdir(parents=True)
         for n, image_id in enumerate(names):
             h, w = (40, 56) if n % 2 else (48, 40)
             true = scene(rng, h, w, list(range(1, 151)))
             true[-2:, :] = 0  # 'other'
-            given = inject(true, 7 if true[h // 2, w // 2] != 7 else 3) if image_id == injected else true.copy()
+            given = (
+                inject(true, 7 if true[h // 2, w // 2] != 7 else 3)
+                if image_id == injected
+                else true.copy()
+            )
             Image.fromarray(given.astype(np.uint8), mode="L").save(
                 base / "annotations" / split / f"{image_id}.png"
             )
@@ -238,7 +257,11 @@ def coco_stuff(root: Path, *, mispaired: bool = False) -> Replica:
     probs = []
     for image_id in ids:
         true = scene(rng, h, w, list(range(182)))
-        given = inject(true, 0 if true[h // 2, w // 2] != 0 else 1) if image_id == injected else true.copy()
+        given = (
+            inject(true, 0 if true[h // 2, w // 2] != 0 else 1)
+            if image_id == injected
+            else true.copy()
+        )
         given[:, :2] = 255
         Image.fromarray(given.astype(np.uint8), mode="L").save(masks / f"{image_id}.png")
         picture(rng, h, w).save(images / f"{image_id}.jpg")

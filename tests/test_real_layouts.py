@@ -35,7 +35,9 @@ def readme_commands() -> dict[str, str]:
     text = (REPO / "README.md").read_text()
     section = text.split("## On a real dataset", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
-    commands = [line for block in blocks for line in block.splitlines() if line.startswith("segaudit ")]
+    commands = [
+        line for block in blocks for line in block.splitlines() if line.startswith("segaudit ")
+    ]
     keys = {"gtFine": "cityscapes", "VOC2012": "voc", "ADEChallengeData2016": "ade20k"}
     found = {}
     for command in commands:
@@ -188,7 +190,9 @@ def test_voc_files_of_other_images(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(tmp_path)
     args = shlex.split(readme_commands()["voc"])[2:]
     _refused(run("score", *args), "probabilities are")
-    _refused(run("score", *args, "--resize", "probs"), "do not seem to belong", "--no-pairing-check")
+    _refused(
+        run("score", *args, "--resize", "probs"), "do not seem to belong", "--no-pairing-check"
+    )
 
 
 def test_voc_labels_lowered_by_a_remap_they_do_not_need(
@@ -278,7 +282,9 @@ def test_builtin_configs_are_the_repository_configs() -> None:
         assert filecmp.cmp(BUILTIN_DIR / name, REPO / "configs" / name, shallow=False), name
 
 
-def test_builtin_names_resolve_and_are_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_builtin_names_resolve_and_are_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert resolve_classes(Path("cityscapes")) == BUILTIN_DIR / "cityscapes.yaml"
     assert resolve_classes(Path("voc.yaml")) == BUILTIN_DIR / "voc.yaml"
