@@ -28,8 +28,13 @@ def builtin_configs() -> list[BuiltinConfig]:
     """The shipped classes configs, by name."""
     found = []
     for path in sorted(BUILTIN_DIR.glob("*.yaml")):
-        first = path.read_text(encoding="utf-8").split("\n", 1)[0].lstrip("# ").strip()
-        found.append(BuiltinConfig(path.stem, path, first.split(". ")[0].rstrip(".")))
+        header = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("#"):
+                break
+            header.append(line.lstrip("# ").strip())
+        sentence = " ".join(header).split(". ")[0].rstrip(".")
+        found.append(BuiltinConfig(path.stem, path, sentence))
     return found
 
 
