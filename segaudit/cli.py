@@ -152,6 +152,7 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
         "issues": "pass 2: flag pixels",
         "calibrated": "one pass (calibrated)",
         "overlays": "overlays",
+        "inspect": "inspect: reading masks",
     }
     with Progress(
         TextColumn("{task.description:<24}"),

@@ -135,8 +135,8 @@ def _wrong_order(dataset: PairedDataset, sampled: list[_Sampled]) -> str:
     n = len(dataset.ids)
     partners = {  # name -> (sign, offset): the partner of mask i is sign * i + offset
         "in reverse order": (-1, n - 1),
-        "shifted by one (mask i has the probabilities of image i+1)": (1, 1),
-        "shifted by one (mask i has the probabilities of image i-1)": (1, -1),
+        "shifted by one (image i's probabilities sit at position i+1)": (1, 1),
+        "shifted by one (image i's probabilities sit at position i-1)": (1, -1),
     }
     best, best_wins = "", 0
     for name, (sign, offset) in partners.items():
