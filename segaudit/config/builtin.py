@@ -40,15 +40,18 @@ def builtin_configs() -> list[BuiltinConfig]:
 
 def resolve_classes(value: Path) -> Path:
     """A classes config file: ``value`` when it exists, else the built-in config of that
-    name (``cityscapes`` or ``cityscapes.yaml``)."""
+    name (``cityscapes`` or ``cityscapes.yaml``). A missing path with a folder or a YAML
+    suffix stays as it is (reading it then says it is not found)."""
     if value.exists():
         return value
     names = {c.name: c.path for c in builtin_configs()}
     stem = value.name.removesuffix(".yaml").removesuffix(".yml")
     if value.parent == Path(".") and stem in names:
         return names[stem]
-    raise ConfigError(
-        f"{value}: no such classes config file, and not a built-in name "
-        f"(built-in: {', '.join(sorted(names))}; `segaudit configs` lists them)",
-        path=str(value),
-    )
+    if value.parent == Path(".") and not value.suffix:
+        raise ConfigError(
+            f"{value}: no such classes config file, and not a built-in name "
+            f"(built-in: {', '.join(sorted(names))}; `segaudit configs` lists them)",
+            path=str(value),
+        )
+    return value
