@@ -260,6 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--root", type=Path, default=Path("build/bench"))
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument(
+        "--skip-compact", action="store_true", help="skip the compact-encodings section"
+    )
     args = parser.parse_args(argv)
     sizes = [args.images] if args.images else [int(s) for s in args.sizes.split(",")]
 
@@ -296,6 +299,12 @@ def main(argv: list[str] | None = None) -> None:
     print()
     for note in targets(rows, sizes):
         print(note)
+    if not args.skip_compact:  # issue 12: compact encodings, size and agreement
+        from compact import run_all
+
+        print("\nCompact encodings (benchmarks/compact.py) against the float16 run:\n")
+        print(run_all(args.root / "compact", min(100, *sizes)), flush=True)
+        shutil.rmtree(args.root / "compact", ignore_errors=True)
     print(f"\nbench took {time.perf_counter() - started:.0f} s")
 
 

@@ -12,12 +12,15 @@ from segaudit.api import (
     ArrayDataset,
     audit_arrays,
     common_label_issues,
+    display_issues,
     filter_by_class,
     find_label_issues,
     get_label_quality_scores,
+    issues_from_scores,
 )
 from segaudit.core.audit import AuditOptions, AuditResult, ImageRecord, IssuePair, run_audit
 from segaudit.errors import SegauditError
+from segaudit.io.writer import ProbsWriter
 
 try:
     __version__ = version("segaudit")
@@ -30,12 +33,15 @@ __all__ = [
     "AuditResult",
     "ImageRecord",
     "IssuePair",
+    "ProbsWriter",
     "SegauditError",
     "__version__",
     "audit_arrays",
     "common_label_issues",
+    "display_issues",
     "filter_by_class",
     "find_label_issues",
     "get_label_quality_scores",
+    "issues_from_scores",
     "run_audit",
 ]

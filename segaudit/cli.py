@@ -477,7 +477,7 @@ def _naming(
     pairing_check: bool,
 ) -> InputSpec:
     """The file-naming options on top of the input spec, checked."""
-    from segaudit.io.naming import FileNames, image_pattern_problem, mask_pattern_problem
+    from segaudit.config.naming import FileNames, image_pattern_problem, mask_pattern_problem
 
     if mask_pattern is not None and (problem := mask_pattern_problem(mask_pattern)):
         raise OptionError(f"--mask-pattern {problem}")
@@ -762,6 +762,65 @@ def configs() -> None:
             entry.summary,
         )
     out.print(table)
+
+
+@app.command()
+@handle_errors
+def convert(
+    probs: Annotated[
+        str,
+        typer.Option(
+            "--probs",
+            help="Probabilities to convert: anything score reads (zarr array/group or URL, .npy, folder of per-image .npy/.npz, a segaudit store).",
+        ),
+    ],
+    out_store: Annotated[
+        Path,
+        typer.Option("--out", help="The zarr store to write (replaced only with --overwrite)."),
+    ],
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            "--top-k",
+            min=1,
+            help="Keep each pixel's K most likely classes; the rest of the mass is spread evenly over the others.",
+        ),
+    ] = None,
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype",
+            help="float16 (default), float32, or uint8 (1/255 steps); with --top-k: float16 or uint8.",
+        ),
+    ] = "float16",
+    layout: LayoutOption = Layout.NCHW,
+    logits: LogitsOption = False,
+    ids: IdsOption = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing store.")
+    ] = False,
+) -> None:
+    """Write probabilities as a segaudit store, optionally compact (uint8, top-k), atomically.
+
+    See docs/guide/probabilities.md for what the compact encodings change."""
+    from segaudit.commands.convert import ConvertRequest
+    from segaudit.commands.convert import convert as run_convert
+
+    request = ConvertRequest(
+        _probs_location(probs) or probs, out_store, top_k, dtype, layout, logits, ids, overwrite
+    )
+    with progress_bars() as on_progress:
+        outcome = run_convert(request, on_progress)
+    ratio = (
+        f"; input {outcome.input_bytes / 1e6:.1f} MB ({outcome.input_bytes / outcome.bytes:.1f}x)"
+        if outcome.input_bytes and outcome.bytes
+        else ""
+    )
+    out.print(
+        f"wrote {outcome.path}: {outcome.images} images, {outcome.num_classes} classes, "
+        f"{outcome.encoding}, {outcome.bytes / 1e6:.1f} MB{ratio}",
+        highlight=False,
+    )
 
 
 def main() -> None:

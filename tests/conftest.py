@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import struct
 import sys
 import zlib
@@ -26,9 +27,14 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
-# No example database: hypothesis would otherwise write .hypothesis/ into the working tree.
-settings.register_profile("segaudit", database=None, deadline=None, print_blob=True)
-settings.load_profile("segaudit")
+# Profiles: "dev" explores new random examples every run; "ci" is derandomized, so a CI run
+# is repeatable (the same examples every time). CI=true selects "ci"; HYPOTHESIS_PROFILE
+# overrides. No example database: it would write .hypothesis/ into the working tree.
+settings.register_profile("dev", database=None, deadline=None, print_blob=True)
+settings.register_profile("ci", database=None, deadline=None, print_blob=True, derandomize=True)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
+)
 
 
 # ------------------------------------------------------------------------- synthetic arrays

@@ -4,6 +4,7 @@ bad images as data."""
 
 from __future__ import annotations
 
+import functools
 import math
 import tracemalloc
 from collections.abc import Callable
@@ -253,7 +254,7 @@ def test_memory_flat_in_images_and_below_the_probabilities() -> None:
     for n in (10, 40):
         labels, probs = tiled_probabilities(n, 19, 128, 256)
         dataset = ArrayDataset(labels, probs)
-        peaks[n] = traced_peak(lambda dataset=dataset: run_audit(dataset))
+        peaks[n] = traced_peak(functools.partial(run_audit, dataset))
         whole = probs.nbytes
     assert peaks[40] < peaks[10] * 1.3 + 1_000_000, peaks
     assert peaks[40] < whole / 2, (peaks, whole)

@@ -14,7 +14,7 @@ import json
 import pickle
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -198,7 +198,7 @@ def assert_reads(dataset: PairedDataset, ids: list[str], probs: NDArray[Any]) ->
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_zarr_array_v2_and_v3(
-    tmp_path: Path, zarr_format: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, zarr_format: Literal[2, 3], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("segaudit.io.probs.BLOCK_BYTES", 1)  # one chunk per block
     ids, probs = stacked(tmp_path)
@@ -216,7 +216,7 @@ def test_zarr_array_v2_and_v3(
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
-def test_zarr_group_with_one_array(tmp_path: Path, zarr_format: int) -> None:
+def test_zarr_group_with_one_array(tmp_path: Path, zarr_format: Literal[2, 3]) -> None:
     ids, probs = stacked(tmp_path)
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=zarr_format)
     group.create_array("anything", shape=probs.shape, dtype=probs.dtype)[...] = probs

@@ -259,7 +259,7 @@ def test_each_rule_passes_at_its_observed_value_and_fails_just_beyond(
         biggest = max(csv.DictReader(handle), key=lambda r: int(r["area"]))
     pair = {"given": biggest["given"], "predicted": biggest["predicted"]}
     area = int(biggest["area"])
-    cases = [
+    cases: list[tuple[dict[str, object], dict[str, object] | None]] = [
         (
             {"low_score": {"below": median, "max_count": count}},
             {"low_score": {"below": median, "max_count": count - 1}},

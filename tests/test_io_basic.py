@@ -15,7 +15,8 @@ from PIL import Image
 from segaudit.errors import DatasetError, ImageError
 from segaudit.io.inputs import open_folder
 from segaudit.io.masks import read_mask
-from segaudit.io.probs import NpyProbs, ZarrProbs, open_probs
+from segaudit.io.probs import NpyProbs, ZarrProbs
+from segaudit.io.sources import open_probs
 
 
 def ids_image(h: int = 9, w: int = 13) -> np.ndarray[Any, np.dtype[np.uint8]]:

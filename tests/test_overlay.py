@@ -97,12 +97,12 @@ def into(folder: Path) -> Callable[[int, str], Path]:
 def test_writer_writes_chosen_images_and_an_index(tmp_path: Path) -> None:
     digest = _digest(20, 30, (slice(2, 6), slice(2, 6)))
     writer = OverlayWriter(into(tmp_path), CLASSES, {1, 2})
-    for index, image_id in enumerate(["x", "<y>", "z"]):
-        writer(index, image_id, digest, digest.disagrees)
+    for number, image_id in enumerate(["x", "<y>", "z"]):
+        writer(number, image_id, digest, digest.disagrees)
     assert sorted(writer.written) == [1, 2]
-    index = writer.names()
-    assert set(index) == {"<y>", "z"}
-    for name in index.values():
+    names = writer.names()
+    assert set(names) == {"<y>", "z"}
+    for name in names.values():
         assert "<" not in name and (tmp_path / name).is_file()
         with Image.open(tmp_path / name) as picture:
             assert picture.mode == "RGB"

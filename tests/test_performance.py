@@ -13,7 +13,8 @@ import pytest
 from segaudit.core.pixel import digest_image, valid_mask
 from segaudit.core.selection import ConfidenceHistogram, ScoreHistogram
 from segaudit.io.inputs import open_folder
-from segaudit.io.probs import ZarrProbs, open_probs
+from segaudit.io.probs import ZarrProbs
+from segaudit.io.sources import open_probs
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])

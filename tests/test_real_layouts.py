@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-import replicas
 from typer.testing import CliRunner
 
 from segaudit.cli import app
 from segaudit.config.builtin import BUILTIN_DIR, builtin_configs, resolve_classes
 from segaudit.config.classes import load_classes
 from segaudit.errors import ConfigError
+from tests import replicas
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

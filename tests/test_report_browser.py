@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_report import EVIL_ID, Run, make_run, parse, read_csv
 
 from segaudit.commands.report import ReportRequest, build_report
+from tests.test_report import EVIL_ID, Run, make_run, parse, read_csv
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = (

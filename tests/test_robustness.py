@@ -103,7 +103,7 @@ def test_image_that_fails_after_pass_one_stops_the_run() -> None:
 
 def test_unsupported_dtype_names_the_image() -> None:
     labels, probs = _arrays()
-    dataset = ArrayDataset(labels, probs.astype(np.int32), ids=["a", "b", "c"])  # type: ignore[arg-type]
+    dataset = ArrayDataset(labels, probs.astype(np.int32), ids=["a", "b", "c"])
     with pytest.raises(ProbabilityError, match=r"^a: unsupported probability dtype"):
         run_audit(dataset, AuditOptions(strict=True))
 

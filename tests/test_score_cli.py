@@ -14,9 +14,8 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-import segaudit.rundir.writer as rundir_writer
 from segaudit.cli import app
-from segaudit.rundir import RANKING_COLUMNS, RANKING_FILE, SUMMARY_FILE
+from segaudit.rundir import RANKING_COLUMNS, RANKING_FILE, SUMMARY_FILE, csv_cell
 
 SUMMARY_KEYS = {
     "segaudit_version",
@@ -264,7 +263,7 @@ def test_interrupted_ranking_write_leaves_nothing(
     out.mkdir()
     previous = out / RANKING_FILE
     calls = {"n": 0}
-    real = rundir_writer.csv_cell
+    real = csv_cell
 
     def failing(text: str) -> str:
         calls["n"] += 1
@@ -272,7 +271,7 @@ def test_interrupted_ranking_write_leaves_nothing(
             raise exception("stop")
         return real(text)
 
-    monkeypatch.setattr(rundir_writer, "csv_cell", failing)
+    monkeypatch.setattr("segaudit.rundir.writer.csv_cell", failing)
     result = score(example_dir, out, "--top", "0")
     assert calls["n"] == 40, "the writer was not reached"
     assert result.exit_code == code, result.output
@@ -292,7 +291,7 @@ def test_interrupted_run_keeps_the_previous_ranking(
     def failing(text: str) -> str:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rundir_writer, "csv_cell", failing)
+    monkeypatch.setattr("segaudit.rundir.writer.csv_cell", failing)
     assert score(example_dir, out, "--top", "0").exit_code == 130
     assert (out / RANKING_FILE).read_bytes() == before
 

@@ -95,7 +95,8 @@ def _probs_info(dataset: PairedDataset, size: tuple[int, int] | None) -> ProbsIn
     else:
         first: Any = dataset.raw(range(0, 1))[0]
         shape = () if isinstance(first, ImageError) else tuple(first.shape)
-        kind, dtype = "per-image files", "?" if isinstance(first, ImageError) else str(first.dtype)
+        dtype = "?" if isinstance(first, ImageError) else str(getattr(first, "dtype", "compact"))
+        kind = "per-image files"
         per_image = shape
     guess = guess_layout(per_image, size) if len(per_image) == 3 else None
     k = int(shape[class_axis(layout, len(shape))]) if len(shape) in (3, 4) else dataset.classes

@@ -29,10 +29,11 @@ from segaudit.core.audit import (
     flagged_mask,
     run_audit,
 )
+from segaudit.core.compact import digest_probs
 from segaudit.core.dataset import Dataset
 from segaudit.core.image import DEFAULT_TEMPERATURE
 from segaudit.core.incremental import run_calibrated_audit
-from segaudit.core.pixel import PixelDigest, digest_image
+from segaudit.core.pixel import PixelDigest
 from segaudit.core.regions import Region, RegionOptions, find_regions
 from segaudit.errors import OptionError
 from segaudit.execute import open_executor
@@ -163,7 +164,7 @@ def render_overlays(
         for image in dataset.load(range(index, index + 1)):
             if image.labels is None or image.probs is None:
                 continue
-            digest = digest_image(image.image_id, image.labels, image.probs, ignore)
+            digest = digest_probs(image.image_id, image.labels, image.probs, ignore)
             writer(index, image.image_id, digest, flagged_mask(digest, result.cutoff))
         if on_progress is not None:
             on_progress("overlays", done, len(indices))

@@ -16,7 +16,7 @@ Schema (version 1)::
       probs_key: probs                      # the array of a per-image .npz
 
 The ``files`` values are defaults for ``--mask-pattern``, ``--image-pattern`` and
-``--probs-key`` (see :mod:`segaudit.io.naming`); the command line wins.
+``--probs-key`` (see :mod:`segaudit.config.naming`); the command line wins.
 
 Errors name the key path (``classes[3].color``); unknown keys are errors too, so a typo
 never silently does nothing. This module imports no YAML parser: readers and writers use
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from segaudit.config.naming import FileNames, image_pattern_problem, mask_pattern_problem
 from segaudit.config.schema import Schema
-from segaudit.io.naming import FileNames, image_pattern_problem, mask_pattern_problem
 
 SCHEMA_VERSION = 1
 _TOP_KEYS = {"version", "name", "ignore", "remap", "ignore_colors", "classes", "files"}

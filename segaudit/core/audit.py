@@ -23,9 +23,10 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from segaudit.core.compact import digest_probs
 from segaudit.core.dataset import Dataset, LoadedImage
 from segaudit.core.image import DEFAULT_TEMPERATURE, check_temperature, softmin_score
-from segaudit.core.pixel import PixelDigest, digest_image
+from segaudit.core.pixel import PixelDigest
 from segaudit.core.selection import (
     COMPARISON_MARGIN,
     ConfidenceHistogram,
@@ -238,7 +239,7 @@ def image_digests(
         try:
             yield (
                 image,
-                digest_image(
+                digest_probs(
                     image.image_id,
                     image.labels,
                     image.probs,

@@ -8,22 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from segaudit.errors import ImageError
 
+if TYPE_CHECKING:
+    from segaudit.core.compact import CompactImage
+
 
 @dataclass(frozen=True, slots=True)
 class LoadedImage:
-    """One image's labels (H, W) and probabilities (K, H, W), or why it could not be read."""
+    """One image's labels (H, W) and probabilities (K, H, W) (dense, or a compact image that
+    digests itself), or why it could not be read."""
 
     index: int
     image_id: str
     labels: NDArray[np.integer] | None
-    probs: NDArray[np.floating] | None
+    probs: NDArray[np.floating] | CompactImage | None
     error: ImageError | None = None
 
 

@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING
 
 from segaudit.config.builtin import resolve_classes
 from segaudit.config.classes import ClassesConfig, default_classes, load_classes
+from segaudit.config.naming import FileNames
 from segaudit.errors import DatasetError, ImageError
 from segaudit.io.manifest import read_manifest
 from segaudit.io.masks import MaskDecoder, mask_ids
-from segaudit.io.naming import FileNames
 from segaudit.io.paired import FileDataset, PairedDataset, StackedDataset
 from segaudit.io.probfiles import FileProbs, is_probs_folder, load_probs_file
-from segaudit.io.probs import ProbsReader, is_url, open_probs
+from segaudit.io.probs import ProbsReader, is_url
+from segaudit.io.sources import open_probs
+from segaudit.io.store import StoreProbs
 from segaudit.io.transforms import ImageTransform, Layout, Resize, class_axis
 
 if TYPE_CHECKING:
@@ -359,6 +361,8 @@ def open_inputs(spec: InputSpec, *, probe: bool = True) -> Inputs:
             f"{dataset.source} have {dataset.classes} (class axis {axis}; see --layout); use "
             "the config the model was trained with"
         )
+    if isinstance(dataset, StackedDataset) and isinstance(dataset.reader, StoreProbs):
+        dataset.reader.check_transform(spec.transform)  # compact stores are read as stored
     dataset.transform = spec.transform
     dataset.decoder = MaskDecoder.from_config(config, ignore)
     dataset.ignore = ignore

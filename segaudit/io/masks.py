@@ -18,8 +18,8 @@ from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
 from segaudit.config.classes import ClassesConfig, Color
+from segaudit.config.naming import FileNames
 from segaudit.errors import DatasetError, ImageError, ReadError
-from segaudit.io.naming import FileNames
 
 MASK_SUFFIX = ".png"
 #: Modes whose pixel value is the class id: bilevel, 8-bit grey, palette, 16- and 32-bit ints.
@@ -35,7 +35,7 @@ _READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, UnidentifiedImageErr
 def mask_ids(folder: Path, names: FileNames | None = None) -> dict[str, Path]:
     """Map image id to mask file: the files under ``folder`` (sub-folders too) whose name
     matches the mask pattern (default ``*.png``); the id is the '/'-separated path with the
-    pattern's tail removed (see :mod:`segaudit.io.naming`)."""
+    pattern's tail removed (see :mod:`segaudit.config.naming`)."""
     names = names or FileNames()
     if not folder.is_dir():
         raise DatasetError(f"{folder}: mask folder not found; pass the folder of PNG masks")

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from segaudit.core.compact import CompactImage, digest_probs
 from segaudit.core.dataset import LoadedImage, even_blocks
-from segaudit.core.pixel import digest_image
 from segaudit.errors import (
     DatasetError,
     ImageError,
@@ -45,7 +45,7 @@ STORAGE_ERRORS: tuple[type[Exception], ...] = (
     zlib.error,
 )
 
-Raw = NDArray[np.floating] | ImageError
+Raw = NDArray[np.floating] | CompactImage | ImageError
 
 
 @dataclass
@@ -83,7 +83,9 @@ class PairedDataset:
                 if isinstance(raw, ImageError):
                     raise raw
                 labels = read_mask(image_id, self.masks[index], self.decoder)
-                labels, probs = self.transform.apply(image_id, labels, raw, self.ignore)
+                probs: NDArray[np.floating] | CompactImage = raw
+                if isinstance(raw, np.ndarray):  # compact images are read as stored
+                    labels, probs = self.transform.apply(image_id, labels, raw, self.ignore)
                 if probs.shape[0] != self.classes:
                     raise ImageError(
                         image_id,
@@ -105,7 +107,7 @@ class PairedDataset:
             error = image.error
             if error is None and image.labels is not None and image.probs is not None:
                 try:
-                    digest_image(image.image_id, image.labels, image.probs, self.ignore)
+                    digest_probs(image.image_id, image.labels, image.probs, self.ignore)
                 except ImageError as failure:
                     error = failure
             if error is None:
@@ -115,7 +117,7 @@ class PairedDataset:
 
     def class_first_raw(self, index: int) -> NDArray[np.floating] | None:
         raw = self.raw(range(index, index + 1))[0]
-        if isinstance(raw, ImageError) or raw.ndim != 3:
+        if not isinstance(raw, np.ndarray) or raw.ndim != 3:
             return None
         return np.moveaxis(raw, -1, 0) if self.transform.layout is Layout.NHWC else raw
 
@@ -213,7 +215,7 @@ class StackedDataset(PairedDataset):
 
     def _one(self, index: int, row: int) -> Raw:
         try:
-            image: NDArray[np.floating] = self._reader().read(row, row + 1)[0]
+            image: NDArray[np.floating] | CompactImage = self._reader().read(row, row + 1)[0]
             return image
         except STORAGE_ERRORS:
             return self._unreadable(index, row)

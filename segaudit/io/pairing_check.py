@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from segaudit.core.audit import ImageRecord
 from segaudit.core.pixel import valid_mask
-from segaudit.errors import PairingError
+from segaudit.errors import ImageError, PairingError
 from segaudit.io.paired import PairedDataset
 
 #: Images sampled for the check (evenly spread over the dataset).
@@ -97,7 +97,16 @@ def _read(dataset: PairedDataset, index: int) -> _Sampled | None:
         valid = valid_mask(labels, dataset.ignore)
         if not valid.any():
             return None
-        predicted = np.asarray(image.probs)[:, ::step, ::step].argmax(axis=0).astype(np.intp)
+        probs = image.probs
+        if isinstance(probs, np.ndarray):
+            predicted = probs[:, ::step, ::step].argmax(axis=0).astype(np.intp)
+        else:  # a compact image: its argmax without expanding it to K planes
+            try:
+                anything = np.zeros(image.labels.shape, np.uint8)  # labels do not matter here
+                digest = probs.digest(image.image_id, anything, (), check_sums=False)
+            except ImageError:
+                return None
+            predicted = digest.predicted[::step, ::step]
         return _Sampled(index, image.image_id, labels, valid, predicted)
     return None
 

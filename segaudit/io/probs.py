@@ -3,6 +3,7 @@ a zarr array or group (v2 or v3, local or an fsspec URL), or a memory-mapped .np
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,6 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from segaudit.core.compact import CompactImage
 from segaudit.errors import DatasetError
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
@@ -35,7 +37,12 @@ class ProbsReader(Protocol):
     block_size: int
     image_ids: list[str] | None
 
-    def read(self, start: int, stop: int) -> NDArray[np.floating]: ...
+    def read(
+        self, start: int, stop: int
+    ) -> NDArray[np.floating] | Sequence[NDArray[np.floating] | CompactImage]:
+        """An (n, K, H, W) array, or one entry per image (a segaudit store's per-image
+        or compact images, see :mod:`segaudit.io.store`)."""
+        ...
 
 
 def _check_array(path: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
@@ -117,7 +124,7 @@ class ZarrProbs(_ArrayProbs):
 
 #: What opening a damaged or foreign store raises (zarr's own errors are ValueErrors;
 #: metadata that does not parse surfaces as KeyError or TypeError from its parsers).
-_OPEN_ERRORS: tuple[type[Exception], ...] = (
+OPEN_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     ValueError,
     LookupError,
@@ -144,7 +151,7 @@ def open_zarr_array(path: str) -> Any:
         raise DatasetError(
             f"{path}: {error}; install the remote extra: pip install 'segaudit[remote]'"
         ) from None
-    except _OPEN_ERRORS as error:  # zarr raises many kinds for a bad store
+    except OPEN_ERRORS as error:  # zarr raises many kinds for a bad store
         raise DatasetError(
             f"{path}: cannot open zarr store ({type(error).__name__}: {error}); "
             "pass a zarr array or group, a .npy file or a folder of per-image .npy/.npz files"
@@ -162,17 +169,3 @@ def open_zarr_array(path: str) -> Any:
         f"{path}: zarr group holds arrays {listed}; expected one array or one named "
         f"{' / '.join(GROUP_ARRAY_NAMES)}; pass the array's path (e.g. {path}/<name>)"
     )
-
-
-def open_probs(path: Path | str) -> ProbsReader:
-    """Open probabilities by what the path is: a ``.npy`` file, or a zarr store or URL."""
-    if is_url(path):
-        return ZarrProbs.open(str(path))
-    path = Path(path)
-    if path.suffix == ".npy":
-        if not path.is_file():
-            raise DatasetError(f"{path}: probabilities file not found")
-        return NpyProbs.open(path)
-    if not path.exists():
-        raise DatasetError(f"{path}: probabilities not found (expected a .npy file or zarr store)")
-    return ZarrProbs.open(path)

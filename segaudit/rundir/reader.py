@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import csv
-import io
 import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segaudit.config.files import DATA_BYTES, read_json_object, read_text
+from segaudit.config.files import read_json_object
 from segaudit.config.schema import Schema
 from segaudit.errors import RunFolderError
 from segaudit.rundir.format import (
@@ -235,20 +236,35 @@ class Run:
 
 
 def _csv_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    text = read_text(path, DATA_BYTES * 16, _file_fault, if_missing="is this a run folder?")
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    """The rows of a run-folder CSV, streamed (a regions table may be large): a regular
+    file, UTF-8, exactly ``columns``, every row complete; cells are at most the csv
+    module's field limit (128 KiB)."""
     try:
-        header = reader.fieldnames or []
-        if tuple(header) != columns:
-            missing = [c for c in columns if c not in header]
-            problem = f"lacks column(s) {', '.join(missing)}" if missing else "unexpected columns"
-            raise _fault(path, "header", problem)
-        for line, row in enumerate(reader, start=2):
-            if None in row or any(v is None for v in row.values()):
-                raise _fault(path, f"line {line}", "wrong number of cells")
-            yield line, row
-    except csv.Error as error:
-        raise _fault(path, "csv", str(error)) from None
+        handle = path.open(encoding="utf-8", newline="")
+    except FileNotFoundError:
+        raise _file_fault(path, "not found; is this a run folder?") from None
+    except OSError as error:
+        raise _file_fault(path, f"cannot read ({error.strerror or error})") from None
+    with handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise _file_fault(path, "not a regular file")
+        reader = csv.DictReader(handle, strict=True)
+        try:
+            header = reader.fieldnames or []
+            if tuple(header) != columns:
+                missing = [c for c in columns if c not in header]
+                problem = (
+                    f"lacks column(s) {', '.join(missing)}" if missing else "unexpected columns"
+                )
+                raise _fault(path, "header", problem)
+            for line, row in enumerate(reader, start=2):
+                if None in row or any(v is None for v in row.values()):
+                    raise _fault(path, f"line {line}", "wrong number of cells")
+                yield line, row
+        except csv.Error as error:
+            raise _fault(path, "csv", str(error)) from None
+        except UnicodeDecodeError as error:
+            raise _fault(path, "encoding", f"not UTF-8 text (byte {error.start})") from None
 
 
 class _Cells:

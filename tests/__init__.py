@@ -1,0 +1,1 @@
+"""segaudit's tests: they mirror the package (see CONTRIBUTING.md)."""
