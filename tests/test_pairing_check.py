@@ -136,3 +136,26 @@ def test_low_agreement_is_under_half_the_median() -> None:
     assert [r.image_id for r in low] == ["im4"]  # 0.44 is above half the median (0.4325)
     few, median = low_agreement(records[:2])  # too few images to judge
     assert few == [] and math.isnan(median)
+
+
+@pytest.mark.parametrize("options", [{"top_k": 2}, {"dtype": "uint8"}])
+def test_compact_stores_are_checked_without_expanding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, object]
+) -> None:
+    from segaudit import ProbsWriter
+    from segaudit.core import compact
+
+    masks = scenes(6)
+    probs = np.stack([probs_for(m, i) for i, m in enumerate(masks)])
+    (tmp_path / "masks").mkdir()
+    ids = [f"im{i}" for i in range(6)]
+    for image_id, mask in zip(ids, masks, strict=True):
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{image_id}.png")
+    for name, rows in (("right", probs), ("reversed", probs[::-1])):
+        with ProbsWriter(tmp_path / f"{name}.zarr", **options) as writer:  # type: ignore[arg-type]
+            writer.append(np.ascontiguousarray(rows), ids=ids)
+    for kind in (compact.QuantizedImage, compact.TopKImage):  # expanding would fail
+        monkeypatch.setattr(kind, "expand", None)
+    assert open_inputs(InputSpec(labels=tmp_path / "masks", probs=tmp_path / "right.zarr")).pairing
+    with pytest.raises(PairingError, match="reverse order"):
+        open_inputs(InputSpec(labels=tmp_path / "masks", probs=tmp_path / "reversed.zarr"))
