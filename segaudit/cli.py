@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from segaudit.commands.check import GateRequest, check_gate_request, run_gate
+from segaudit.core.methods import METHODS
 from segaudit.errors import ExitCode, OptionError, SegauditError
 from segaudit.io.inputs import InputSpec
 from segaudit.io.transforms import Layout, Resize
@@ -385,6 +386,13 @@ def score(
             help="Suspect regions: leave out regions smaller than this many pixels from regions.csv (default 1: every flagged pixel is in a region).",
         ),
     ] = 1,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help=f"How images are scored: {', '.join(METHODS)}. softmin (the default) is cleanlab's; docs/guide/detection.md measures each.",
+        ),
+    ] = "softmin",
     calibration: Annotated[
         Path | None,
         typer.Option(
@@ -433,6 +441,7 @@ def score(
         top=top,
         regions=RegionOptions(connectivity, min_region_area),
         calibration=calibration,
+        method=method,
     )
     with progress_bars() as on_progress:
         outcome = run_score(options, on_progress)

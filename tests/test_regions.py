@@ -138,7 +138,7 @@ def test_collector_is_deterministic_across_executors(tmp_path: Path) -> None:
         folder = tmp_path / f"run-{block}"
         with RegionCollector(names) as collector, RunWriter(folder) as run:
             result = run_audit(dataset, AuditOptions(), executor=executor, sinks=[collector])
-            collector.write(run)
+            collector.write(run, len(dataset.image_ids))
             run.commit()
         path = folder / "regions.csv"
         outputs.append(path.read_text(encoding="utf-8"))

@@ -33,15 +33,20 @@ from segaudit.core.compact import digest_probs
 from segaudit.core.dataset import Dataset
 from segaudit.core.image import DEFAULT_TEMPERATURE
 from segaudit.core.incremental import run_calibrated_audit
-from segaudit.core.pixel import PixelDigest
-from segaudit.core.regions import Region, RegionOptions, find_regions
+from segaudit.core.methods import DEFAULT_METHOD, NEEDS, get_method
+from segaudit.core.regions import RegionOptions
 from segaudit.errors import OptionError
 from segaudit.execute import open_executor
 from segaudit.io.inputs import Inputs, InputSpec, open_inputs
 from segaudit.io.probs import is_url
 from segaudit.output.atomic import check_output_folder
 from segaudit.output.overlay import OverlayWriter
-from segaudit.output.suspects import RegionCollector, RegionSummary
+from segaudit.output.suspects import (
+    RegionCollector,
+    RegionSummary,
+    image_regions,
+    region_method_score,
+)
 from segaudit.rundir import (
     ClassRow,
     IssueRow,
@@ -67,6 +72,7 @@ class ScoreOptions:
     top: int = 20
     regions: RegionOptions = field(default_factory=RegionOptions)
     calibration: Path | None = None  # saved thresholds and cutoff: score in one pass
+    method: str = DEFAULT_METHOD  # the image score (segaudit.core.methods)
 
 
 @dataclass
@@ -127,28 +133,35 @@ def audit_dataset(
     )
 
 
-def _region_payload(
-    options: RegionOptions,
-    index: int,
-    image_id: str,
-    digest: PixelDigest,
-    flagged: NDArray[np.bool_],
-) -> tuple[int, str, list[Region]]:
-    """One image's suspect regions, found on a Dask worker (a ShippedSink's compute)."""
-    return index, image_id, find_regions(digest, flagged, options)
-
-
 def region_sink(collector: RegionCollector, executor: Executor) -> ImageSink:
-    """The regions collector as a sink this executor can run: on Dask, regions are found on
-    the workers and sent back to the collector; locally the collector is the sink."""
+    """The regions collector as a sink this executor can run: on Dask, regions (and their
+    pass-2 score parts) are found on the workers and sent back to the collector; locally the
+    collector is the sink."""
     if not executor.remote:
         return collector
     from segaudit.execute.dask import ShippedSink
 
-    def deliver(payload: tuple[int, str, list[Region]]) -> None:
-        collector.add(*payload)
+    return ShippedSink(functools.partial(image_regions, collector.options), collector.add)
 
-    return ShippedSink(functools.partial(_region_payload, collector.options), deliver)
+
+def rescore_by_regions(
+    result: AuditResult, method: str, scores: dict[int, NDArray[np.float64]]
+) -> AuditResult:
+    """The result with each image scored by a region method (known once every image's
+    regions are in: a region's score depends on how common its pair is in the dataset)."""
+    empty = np.zeros(0)
+    images = [
+        record
+        if record.skipped
+        else replace(
+            record,
+            label_quality=region_method_score(
+                method, record.valid_pixels, scores.get(record.index, empty)
+            ),
+        )
+        for record in result.images
+    ]
+    return replace(result, images=images)
 
 
 def render_overlays(
@@ -213,6 +226,7 @@ def run_summary(
     names = classes.names
     spec = options.inputs
     parameters: dict[str, object] = {
+        "method": options.method,
         "temperature": result.options.temperature,
         "ignore": sorted(result.options.ignore),
         "strict": result.options.strict,
@@ -270,9 +284,14 @@ def open_score_inputs(options: ScoreOptions) -> tuple[Inputs, AuditOptions, Cali
     """Check the options and open the inputs: everything that can fail before the audit."""
     check_out_apart(options.out, options.inputs)
     check_output_folder(options.out)
+    get_method(options.method)  # an unknown name fails now
     inputs = open_inputs(options.inputs)
+    engine_method = DEFAULT_METHOD if NEEDS[options.method] == "regions" else options.method
     audit = AuditOptions(
-        temperature=options.temperature, ignore=inputs.classes.ignore, strict=options.strict
+        temperature=options.temperature,
+        ignore=inputs.classes.ignore,
+        strict=options.strict,
+        method=engine_method,
     )
     calibration = load_calibration(options.calibration) if options.calibration else None
     if calibration is not None and options.calibration is not None:
@@ -298,12 +317,15 @@ def score(options: ScoreOptions, on_progress: ProgressCallback | None = None) ->
             sinks=[region_sink(regions, executor)],
             on_progress=on_progress,
         )
+        audited = sum(1 for record in result.images if record.skipped is None)
+        if NEEDS[options.method] == "regions":
+            result = rescore_by_regions(result, options.method, regions.scores(audited))
         result.timings["total_seconds"] = time.perf_counter() - started
         rows = ranking_rows(result, classes, regions.summaries)
         hashes = {i: file_sha256(m) for i, m in zip(dataset.ids, dataset.masks, strict=True)}
         summary = run_summary(result, replace(options, inputs=inputs.spec), classes, "")
         summary = replace(summary, run_id=_identity(rows, hashes, summary))
-        regions.write(run)
+        regions.write(run, audited)
         run.write_ranking(rows)
         run.write_mask_hashes(hashes)
         run.write_summary(summary)

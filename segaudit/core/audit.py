@@ -26,6 +26,13 @@ from numpy.typing import NDArray
 from segaudit.core.compact import digest_probs
 from segaudit.core.dataset import Dataset, LoadedImage
 from segaudit.core.image import DEFAULT_TEMPERATURE, check_temperature, softmin_score
+from segaudit.core.methods import (
+    DEFAULT_METHOD,
+    NEEDS,
+    DatasetContext,
+    ImageEvidence,
+    get_method,
+)
 from segaudit.core.pixel import PixelDigest
 from segaudit.core.selection import (
     COMPARISON_MARGIN,
@@ -38,7 +45,7 @@ from segaudit.core.selection import (
     refined_cutoff,
 )
 from segaudit.core.stats import ClassStats
-from segaudit.errors import DatasetError, ImageError
+from segaudit.errors import DatasetError, ImageError, OptionError
 
 ProgressCallback = Callable[[str, int, int], None]
 """on_progress(stage, images_done, images_total)."""
@@ -73,15 +80,24 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class AuditOptions:
-    """What to compute. ``strict`` makes one bad image fatal instead of a skipped row."""
+    """What to compute. ``strict`` makes one bad image fatal instead of a skipped row.
+    ``method`` names the image score (:mod:`segaudit.core.methods`); the engine computes the
+    methods that need pixels and flags, not those that need every image's regions."""
 
     temperature: float = DEFAULT_TEMPERATURE
     ignore: frozenset[int] = frozenset({255})
     strict: bool = False
     check_sums: bool = True
+    method: str = DEFAULT_METHOD
 
     def __post_init__(self) -> None:
         check_temperature(self.temperature)
+        get_method(self.method)  # a clear error for an unknown name
+        if NEEDS[self.method] == "regions":
+            raise OptionError(
+                f"method {self.method!r} needs every image's regions: the engine scores images "
+                "from pixels and flags; segaudit score computes it after the audit"
+            )
 
 
 @dataclass(frozen=True)
@@ -203,14 +219,36 @@ class RefinePartial:
 
 @dataclass
 class FlagPartial:
-    """Pass 2 over some images."""
+    """Pass 2 over some images. ``scores``: each image's score by a method other than
+    softmin (computed in pass 2, when thresholds and flags are known)."""
 
     confusion: NDArray[np.int64]
     flagged: dict[int, tuple[int, int | None, int | None, int]] = field(default_factory=dict)
+    scores: dict[int, float] = field(default_factory=dict)
 
     def merge(self, other: FlagPartial) -> None:
         self.confusion += other.confusion
         self.flagged.update(other.flagged)
+        self.scores.update(other.scores)
+
+
+#: An image's score by the chosen method, from its digest and its flagged-pixel count.
+Rescore = Callable[[PixelDigest, int], float]
+
+
+def method_scorer(options: AuditOptions, thresholds: NDArray[np.float64]) -> Rescore | None:
+    """The pass-2 scorer of ``options.method``; None for softmin (pass 1 scores it)."""
+    if options.method == DEFAULT_METHOD:
+        return None
+    method = get_method(options.method)
+    context = DatasetContext(options.temperature, thresholds)
+
+    def rescore(digest: PixelDigest, flagged: int) -> float:
+        valid = digest.valid
+        evidence = ImageEvidence(digest.self_confidence[valid], digest.given[valid], flagged)
+        return method(evidence, context)
+
+    return rescore
 
 
 def image_digests(
@@ -344,6 +382,7 @@ def flag_block(
     cutoff: Cutoff,
     skip: frozenset[int],
     sinks: Sequence[ImageSink] = (),
+    rescore: Rescore | None = None,
 ) -> FlagPartial:
     """Pass 2 over one block. Predictions are made only where the cutoff can flag a pixel,
     so the sinks' digests are exact there (see :class:`PixelDigest`)."""
@@ -355,7 +394,7 @@ def flag_block(
     ):
         if isinstance(digest, ImageError):
             continue
-        add_flags(partial, image, digest, cutoff, sinks)
+        add_flags(partial, image, digest, cutoff, sinks, rescore)
     return partial
 
 
@@ -365,8 +404,10 @@ def add_flags(
     digest: PixelDigest,
     cutoff: Cutoff,
     sinks: Sequence[ImageSink],
+    rescore: Rescore | None = None,
 ) -> None:
-    """Pass 2's work on one image: flag, count pairs, hand the mask to the sinks."""
+    """Pass 2's work on one image: flag, count pairs, score it by another method than
+    softmin if asked, hand the mask to the sinks."""
     k = partial.confusion.shape[0]
     flagged = flagged_mask(digest, cutoff)
     pairs = np.bincount(
@@ -379,6 +420,8 @@ def add_flags(
         partial.flagged[image.index] = (count, top // k, top % k, int(pairs.flat[top]))
     else:
         partial.flagged[image.index] = (0, None, None, 0)
+    if rescore is not None:
+        partial.scores[image.index] = rescore(digest, count)
     for sink in sinks:
         sink(image.index, image.image_id, digest, flagged)
 
@@ -504,7 +547,7 @@ def image_records(total: int, stats: StatsPartial, flags: FlagPartial) -> list[I
             record = ImageRecord(
                 record.index,
                 record.image_id,
-                record.label_quality,
+                flags.scores.get(index, record.label_quality),
                 record.valid_pixels,
                 count,
                 given,
@@ -530,11 +573,13 @@ def run_audit(
     blocks = list(dataset.blocks())
     timings: dict[str, float] = {}
     one = run_pass_one(dataset, options, executor, on_progress, timings)
+    rescore = method_scorer(options, one.thresholds)
 
     start = time.perf_counter()
     flags: FlagPartial = merge_all(
         executor.map(
-            lambda b: flag_block(dataset, b, options, one.cutoff, one.skip, sinks), blocks
+            lambda b: flag_block(dataset, b, options, one.cutoff, one.skip, sinks, rescore),
+            blocks,
         ),
         "issues",
         blocks,

@@ -40,6 +40,7 @@ from segaudit.core.audit import (
     image_digests,
     image_records,
     merge_all,
+    method_scorer,
     skipped_indices,
 )
 from segaudit.core.dataset import Dataset
@@ -76,12 +77,13 @@ def calibrated_block(
         StatsPartial(ClassStats(k), ScoreHistogram(), ConfidenceHistogram(k)),
         FlagPartial(np.zeros((k, k), np.int64)),
     )
+    rescore = method_scorer(options, thresholds)
     for image, digest in image_digests(dataset, block, options, frozenset()):
         add_stats(partial.stats, image, digest, options, histograms=False)
         if isinstance(digest, ImageError):
             continue
         partial.confident_count += count_confident(digest, thresholds)
-        add_flags(partial.flags, image, digest, cutoff, sinks)
+        add_flags(partial.flags, image, digest, cutoff, sinks, rescore)
     return partial
 
 

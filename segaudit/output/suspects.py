@@ -1,21 +1,33 @@
-"""The suspect regions of every image, collected during pass 2 for ``regions.csv``.
+"""The suspect regions of every image, collected during pass 2 for ``regions.csv``, and
+their review queue: a ``region_score`` and a dataset-wide ``region_rank``.
 
 The collector is an image sink, called from worker threads in whatever order blocks finish
-(or fed regions found on Dask workers). Each image's rows go at once to a spill file
-(:class:`segaudit.rundir.RegionSpill`), so memory does not grow with the number of regions;
-only a small per-image summary stays in memory for the ranking. The rows are written in
-image order, region id order: the file does not depend on worker count or timing.
+(or fed what Dask workers found). Each image's rows go at once to a spill file
+(:class:`segaudit.rundir.RegionSpill`), so memory does not grow with the rows; what stays
+is a small per-image summary for the ranking and, per region, the part of its score known
+in pass 2 (:func:`segaudit.core.region_score.region_logits`) and its class pair. The rest
+of the score needs every image (how common each pair is across the dataset), so scores and
+ranks are finished when the file is written, in image order, region id order: the file does
+not depend on worker count or timing.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
+from segaudit.core.methods import DatasetContext, ImageEvidence, get_method
 from segaudit.core.pixel import PixelDigest
+from segaudit.core.region_score import (
+    finish_scores,
+    pair_shares,
+    region_features,
+    region_logits,
+    region_rank,
+)
 from segaudit.core.regions import Region, RegionOptions, find_regions
 from segaudit.rundir import RegionRow, RegionSpill, RunWriter
 
@@ -28,6 +40,32 @@ class RegionSummary:
     largest_area: int = 0
     largest_given: int | None = None
     largest_predicted: int | None = None
+
+
+@dataclass(frozen=True)
+class ImageRegions:
+    """One image's regions and their pass-2 score parts: what a worker sends back."""
+
+    index: int
+    image_id: str
+    regions: list[Region]
+    logits: NDArray[np.float64]
+
+
+def image_regions(
+    options: RegionOptions,
+    index: int,
+    image_id: str,
+    digest: PixelDigest,
+    flagged: NDArray[np.bool_],
+) -> ImageRegions:
+    """Find one image's regions and the pass-2 part of their scores (runs where the image
+    is: a local thread or a Dask worker)."""
+    regions = find_regions(digest, flagged, options)
+    if not regions:
+        return ImageRegions(index, image_id, [], np.zeros(0))
+    features = region_features(digest, flagged, regions, options)
+    return ImageRegions(index, image_id, regions, region_logits(regions, features))
 
 
 def region_rows(image_id: str, regions: list[Region], names: tuple[str, ...]) -> list[RegionRow]:
@@ -51,35 +89,72 @@ def region_rows(image_id: str, regions: list[Region], names: tuple[str, ...]) ->
 
 
 class RegionCollector:
-    """An image sink that finds each image's regions and spills their rows."""
+    """An image sink that finds each image's regions, spills their rows and keeps what
+    their scores need."""
 
     def __init__(self, names: tuple[str, ...], options: RegionOptions | None = None) -> None:
         self.names = names
         self.options = options or RegionOptions()
         self.summaries: dict[int, RegionSummary] = {}
         self._spill = RegionSpill()
+        # per image: pass-2 logits, and the regions' (given, predicted) as class ids
+        self._parts: dict[int, tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.intp]]]
+        self._parts = {}
+        self._scores: dict[int, NDArray[np.float64]] | None = None
         self._lock = threading.Lock()
 
     def __call__(
         self, index: int, image_id: str, digest: PixelDigest, flagged: NDArray[np.bool_]
     ) -> None:
-        self.add(index, image_id, find_regions(digest, flagged, self.options))
+        self.add(image_regions(self.options, index, image_id, digest, flagged))
 
-    def add(self, index: int, image_id: str, regions: list[Region]) -> None:
+    def add(self, found: ImageRegions) -> None:
         """Keep one image's regions, found here or on a Dask worker."""
+        regions = found.regions
         summary = RegionSummary(len(regions))
         if regions:
             first = regions[0]  # the largest
             summary = RegionSummary(len(regions), first.area, first.given, first.predicted)
-        rows = region_rows(image_id, regions, self.names)
+        rows = region_rows(found.image_id, regions, self.names)
+        given = np.array([r.given for r in regions], np.intp)
+        predicted = np.array([r.predicted for r in regions], np.intp)
         with self._lock:
-            self.summaries[index] = summary
-            self._spill.add(index, rows)
+            self.summaries[found.index] = summary
+            self._spill.add(found.index, rows)
+            if regions:
+                self._parts[found.index] = (found.logits, given, predicted)
+            self._scores = None
 
-    def write(self, writer: RunWriter) -> None:
-        """Write regions.csv into the run being written."""
+    def scores(self, images: int) -> dict[int, NDArray[np.float64]]:
+        """Each image's region scores (region id order), once every image is in:
+        ``images`` is the number of images audited (the pair shares' denominator)."""
         with self._lock:
-            self._spill.write(writer)
+            if self._scores is None:
+                k = len(self.names)
+                pairs = (
+                    zip(g.tolist(), p.tolist(), strict=True) for _, g, p in self._parts.values()
+                )
+                shares = pair_shares(pairs, images, k)
+                self._scores = {
+                    index: finish_scores(logits, given, predicted, shares)
+                    for index, (logits, given, predicted) in self._parts.items()
+                }
+            return self._scores
+
+    def write(self, writer: RunWriter, images: int) -> None:
+        """Write regions.csv into the run being written, with scores and ranks."""
+        scores = self.scores(images)
+        order = sorted(scores)
+        ranks = dict(zip(order, region_rank([scores[i] for i in order]), strict=True))
+
+        def finish(index: int, rows: list[RegionRow]) -> list[RegionRow]:
+            return [
+                replace(row, region_score=float(score), region_rank=int(rank))
+                for row, score, rank in zip(rows, scores[index], ranks[index], strict=True)
+            ]
+
+        with self._lock:
+            self._spill.write(writer, finish)
 
     def close(self) -> None:
         self._spill.close()
@@ -89,3 +164,11 @@ class RegionCollector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def region_method_score(method: str, valid_pixels: int, scores: NDArray[np.float64]) -> float:
+    """An image's score by a region method of :mod:`segaudit.core.methods` (those read only
+    whether the image has valid pixels, not their values: one stands for them)."""
+    present = np.ones(min(valid_pixels, 1), np.float64)
+    evidence = ImageEvidence(present, region_scores=scores)
+    return get_method(method)(evidence, DatasetContext())

@@ -57,6 +57,8 @@ REGION_COLUMNS = (
     "height",
     "mean_self_confidence",
     "mean_predicted_probability",
+    "region_score",
+    "region_rank",
 )
 
 
@@ -188,6 +190,8 @@ class RegionRow:
     height: int
     mean_self_confidence: float
     mean_predicted_probability: float
+    region_score: float = 0.0  # higher: more likely a real label error (core.region_score)
+    region_rank: int = 0  # dataset-wide, 1 = the most suspect region
 
     def cells(self) -> list[str]:
         return [
@@ -202,6 +206,8 @@ class RegionRow:
             str(self.height),
             f"{self.mean_self_confidence:.6g}",
             f"{self.mean_predicted_probability:.6g}",
+            f"{self.region_score:.6g}",
+            str(self.region_rank),
         ]
 
 

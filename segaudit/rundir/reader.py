@@ -431,6 +431,7 @@ def read_regions(run: Run) -> list[RegionRow]:
     names = set(run.summary.class_names)
     flagged = {r.image_id: r.flagged_pixels for r in run.ranking}
     area: dict[str, int] = {}
+    ranks: set[int] = set()
     rows = []
     for line, raw in _csv_rows(path, REGION_COLUMNS):
         c = _Cells(path, line, raw)
@@ -446,15 +447,22 @@ def read_regions(run: Run) -> list[RegionRow]:
             height=c.count("height"),
             mean_self_confidence=c.number("mean_self_confidence", low=0, high=1),
             mean_predicted_probability=c.number("mean_predicted_probability", low=0, high=1),
+            region_score=c.number("region_score", low=0, high=1),
+            region_rank=c.count("region_rank"),
         )
         if row.image_id not in flagged:
             raise _fault(path, c.key("image_id"), "not an image of the ranking")
         if row.given not in names or row.predicted not in names:
             raise _fault(path, c.key("given"), "not a class of the run")
+        if row.region_rank < 1 or row.region_rank in ranks:
+            raise _fault(path, c.key("region_rank"), "ranks are 1, 2, 3, ... each once")
+        ranks.add(row.region_rank)
         if row.area < 1 or row.area > row.width * row.height:
             raise _fault(path, c.key("area"), "does not fit its box")
         area[row.image_id] = area.get(row.image_id, 0) + row.area
         if area[row.image_id] > flagged[row.image_id]:
             raise _fault(path, c.key("area"), "regions cover more than the image's flagged pixels")
         rows.append(row)
+    if ranks and max(ranks) != len(rows):
+        raise _fault(path, "region_rank", f"ranks run 1..{len(rows)}, one per region")
     return rows

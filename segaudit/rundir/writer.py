@@ -7,9 +7,10 @@ import csv
 import io
 import json
 import os
+import pickle
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -218,28 +219,41 @@ def region_lines(rows: Iterable[RegionRow]) -> str:
 
 
 class RegionSpill:
-    """regions.csv rows, spilled to a temporary file as images finish (in any order), then
-    written in image order: memory does not grow with the number of regions."""
+    """regions.csv rows, spilled to a private temporary file as images finish (in any
+    order), then written in image order: memory does not grow with the number of regions.
+    ``finish`` completes an image's rows at write time (their dataset-wide score and rank
+    are known only once every image is in)."""
 
     def __init__(self) -> None:
         self._spill: IO[bytes] = tempfile.TemporaryFile(prefix="segaudit-regions-")  # noqa: SIM115 (closed in close())
         self._places: dict[int, tuple[int, int]] = {}
 
-    def add(self, index: int, rows: Iterable[RegionRow]) -> None:
+    def add(self, index: int, rows: list[RegionRow]) -> None:
         """Not thread-safe: callers serialise (the collector holds a lock)."""
-        data = region_lines(rows).encode("utf-8", "surrogateescape")
-        if data:
+        if rows:
+            data = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
             offset = self._spill.seek(0, os.SEEK_END)
             self._spill.write(data)
             self._places[index] = (offset, len(data))
 
-    def write(self, writer: RunWriter) -> None:
+    def rows(self, index: int) -> list[RegionRow]:
+        if index not in self._places:
+            return []
+        offset, length = self._places[index]
+        self._spill.seek(offset)
+        rows: list[RegionRow] = pickle.loads(self._spill.read(length))  # our own file
+        return rows
+
+    def write(
+        self,
+        writer: RunWriter,
+        finish: Callable[[int, list[RegionRow]], list[RegionRow]] | None = None,
+    ) -> None:
         with atomic_write(writer.path(REGIONS_FILE)) as handle:
             csv.writer(handle, lineterminator=CSV_LINE_END).writerow(REGION_COLUMNS)
             for index in sorted(self._places):
-                offset, length = self._places[index]
-                self._spill.seek(offset)
-                handle.write(self._spill.read(length).decode("utf-8", "surrogateescape"))
+                rows = self.rows(index)
+                handle.write(region_lines(finish(index, rows) if finish else rows))
 
     def close(self) -> None:
         self._spill.close()
