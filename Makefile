@@ -9,7 +9,7 @@ CODE   := segaudit tests examples benchmarks
 EXAMPLE := build/example
 DEMO    := build/demo-run
 
-.PHONY: all venv test quick lint format demo bench eval browser clean
+.PHONY: all venv test quick lint format demo bench bench-large eval browser clean
 
 all: test
 
@@ -55,6 +55,11 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/large_image.py
+
+# Peak memory of one 8192x8192 image with 19 float16 classes (npy and zarr), target < 1 GiB.
+bench-large: venv
+	$(BIN)/python benchmarks/large_image.py
 
 # Detection benchmark (benchmarks/detection): data, a cross-validated model and the table,
 # cached under build/detection. scikit-learn comes with the test extra; `bench` names it.

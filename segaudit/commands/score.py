@@ -35,6 +35,7 @@ from segaudit.core.image import DEFAULT_TEMPERATURE
 from segaudit.core.incremental import run_calibrated_audit
 from segaudit.core.methods import DEFAULT_METHOD, NEEDS, get_method
 from segaudit.core.regions import RegionOptions
+from segaudit.core.tiles import reduced_view
 from segaudit.errors import OptionError
 from segaudit.execute import open_executor
 from segaudit.io.inputs import Inputs, InputSpec, open_inputs
@@ -175,6 +176,15 @@ def render_overlays(
     indices = sorted(writer.indices)
     for done, index in enumerate(indices, start=1):
         for image in dataset.load(range(index, index + 1)):
+            if image.tiles is not None:  # too large to hold: drawn from a reduced view
+                view, flagged = reduced_view(
+                    image.image_id,
+                    image.tiles,
+                    ignore,
+                    functools.partial(flagged_mask, cutoff=result.cutoff),
+                )
+                writer(index, image.image_id, view, flagged)
+                continue
             if image.labels is None or image.probs is None:
                 continue
             digest = digest_probs(image.image_id, image.labels, image.probs, ignore)

@@ -45,6 +45,7 @@ from segaudit.core.selection import (
     refined_cutoff,
 )
 from segaudit.core.stats import ClassStats
+from segaudit.core.tiles import RunningSoftmin, TiledDigests, TileSink
 from segaudit.errors import DatasetError, ImageError, OptionError
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -53,6 +54,9 @@ ProgressCallback = Callable[[str, int, int], None]
 
 class ImageSink(Protocol):
     """Receives each image's flagged-pixel mask in pass 2 (may be called from worker threads).
+
+    An image read in tiles goes only to sinks that are also a
+    :class:`~segaudit.core.tiles.TileSink`, band by band.
 
     The digest's ``predicted`` is exact wherever a pixel could be flagged (self-confidence at
     most the cutoff) and equals ``given`` elsewhere: pass 2 predicts no more than it needs.
@@ -259,12 +263,20 @@ def image_digests(
     *,
     first_read: bool = True,
     predict_below: float | None = None,
-) -> Iterator[tuple[LoadedImage, PixelDigest | ImageError]]:
+) -> Iterator[tuple[LoadedImage, PixelDigest | ImageError | TiledDigests]]:
     """Each image's digest, or the error that makes it a skipped row. Images in ``skip``
     failed an earlier pass; later reads (``first_read`` False) skip the sum check that
-    the first read already made."""
+    the first read already made. An image too large to hold comes as its band digests,
+    made as they are iterated (see :func:`tiled_bands` for their errors)."""
     for image in dataset.load(block):
         if image.index in skip:
+            continue
+        if image.error is None and image.tiles is not None:
+            check = options.check_sums and first_read
+            yield (
+                image,
+                TiledDigests(image.image_id, image.tiles, options.ignore, check, predict_below),
+            )
             continue
         if image.error is not None or image.labels is None or image.probs is None:
             error = image.error or ImageError(image.image_id, "could not be read")
@@ -302,6 +314,53 @@ def _changed(error: ImageError) -> DatasetError:
     )
 
 
+def tiled_bands(
+    digests: TiledDigests, options: AuditOptions, first_read: bool
+) -> Iterator[tuple[int, PixelDigest]]:
+    """A tiled image's band digests; an error part way raises as in :func:`image_digests`:
+    in pass 1 the caller makes it a skipped row, later it means the data changed."""
+    try:
+        yield from digests
+    except ImageError as error:
+        if options.strict or first_read:
+            raise
+        raise _changed(error) from None
+
+
+def add_tiled_stats(
+    partial: StatsPartial,
+    image: LoadedImage,
+    digests: TiledDigests,
+    options: AuditOptions,
+    histograms: bool = True,
+) -> None:
+    """Pass 1 on a tiled image, band by band, into accumulators of its own that join the
+    block's only when every band was read (a failing band makes the image a skipped row)."""
+    k = partial.class_stats.num_classes
+    own = StatsPartial(ClassStats(k), ScoreHistogram(), ConfidenceHistogram(k))
+    softmin = RunningSoftmin(options.temperature)
+    valid_pixels = 0
+    try:
+        for _, digest in tiled_bands(digests, options, True):
+            valid = digest.valid
+            given, self_conf = digest.given[valid], digest.self_confidence[valid]
+            own.class_stats.update(given, self_conf)
+            if histograms:
+                own.scores.update(self_conf)
+                disagree = digest.disagrees
+                own.confidence.update(digest.predicted[disagree], digest.max_prob[disagree])
+                own.exact &= digest.exact_keys
+            softmin.add(self_conf)
+            valid_pixels += int(given.size)
+    except ImageError as error:
+        if options.strict:
+            raise
+        add_stats(partial, image, error, options)
+        return
+    own.records[image.index] = ImageRecord(image.index, image.image_id, softmin.score, valid_pixels)
+    partial.merge(own)
+
+
 def stats_block(dataset: Dataset, block: range, options: AuditOptions) -> StatsPartial:
     """Pass 1 over one block."""
     k = dataset.num_classes
@@ -314,12 +373,15 @@ def stats_block(dataset: Dataset, block: range, options: AuditOptions) -> StatsP
 def add_stats(
     partial: StatsPartial,
     image: LoadedImage,
-    digest: PixelDigest | ImageError,
+    digest: PixelDigest | ImageError | TiledDigests,
     options: AuditOptions,
     histograms: bool = True,
 ) -> None:
     """Pass 1's work on one image (or its skipped row). ``histograms`` False skips what
     only the cutoff needs (a calibrated run has its cutoff already)."""
+    if isinstance(digest, TiledDigests):
+        add_tiled_stats(partial, image, digest, options, histograms)
+        return
     if isinstance(digest, ImageError):
         partial.records[image.index] = ImageRecord(
             image.index, image.image_id, math.nan, 0, skipped=digest.reason
@@ -343,9 +405,19 @@ def add_stats(
     )
 
 
-def count_confident(digest: PixelDigest, thresholds: NDArray[np.float64]) -> int:
+def count_confident(
+    digest: PixelDigest | TiledDigests,
+    thresholds: NDArray[np.float64],
+    options: AuditOptions | None = None,
+    first_read: bool = False,
+) -> int:
     """This image's share of T: disagreeing pixels whose predicted class's probability
     reaches that class's threshold (less the reference's 1e-6 margin)."""
+    if isinstance(digest, TiledDigests):
+        return sum(
+            count_confident(band, thresholds)
+            for _, band in tiled_bands(digest, options or AuditOptions(), first_read)
+        )
     disagree = digest.disagrees
     predicted = digest.predicted[disagree]
     limit = thresholds[predicted] - COMPARISON_MARGIN
@@ -365,8 +437,13 @@ def refine_block(
     for _, digest in image_digests(dataset, block, options, skip, first_read=False):
         if isinstance(digest, ImageError):
             continue
-        partial.confident_count += count_confident(digest, thresholds)
-        partial.fine.update(digest.self_confidence[digest.valid])
+        if isinstance(digest, PixelDigest):
+            bands: Iterable[tuple[int, PixelDigest]] = [(0, digest)]
+        else:
+            bands = tiled_bands(digest, options, False)
+        for _, band in bands:
+            partial.confident_count += count_confident(band, thresholds)
+            partial.fine.update(band.self_confidence[band.valid])
     return partial
 
 
@@ -394,25 +471,45 @@ def flag_block(
     ):
         if isinstance(digest, ImageError):
             continue
-        add_flags(partial, image, digest, cutoff, sinks, rescore)
+        add_flags(partial, image, digest, cutoff, sinks, options, rescore=rescore)
     return partial
+
+
+def _pairs(digest: PixelDigest, flagged: NDArray[np.bool_], k: int) -> NDArray[np.int64]:
+    """Counts of (given, predicted) among the flagged pixels, K×K."""
+    pairs: NDArray[np.int64] = np.bincount(
+        digest.given[flagged] * k + digest.predicted[flagged], minlength=k * k
+    ).reshape(k, k)
+    return pairs
 
 
 def add_flags(
     partial: FlagPartial,
     image: LoadedImage,
-    digest: PixelDigest,
+    digest: PixelDigest | TiledDigests,
     cutoff: Cutoff,
     sinks: Sequence[ImageSink],
+    options: AuditOptions | None = None,
+    first_read: bool = False,
     rescore: Rescore | None = None,
 ) -> None:
     """Pass 2's work on one image: flag, count pairs, score it by another method than
-    softmin if asked, hand the mask to the sinks."""
+    softmin if asked, hand the mask to the sinks. A tiled image is flagged band by band;
+    its bands go to the sinks that take tiles."""
     k = partial.confusion.shape[0]
-    flagged = flagged_mask(digest, cutoff)
-    pairs = np.bincount(
-        digest.given[flagged] * k + digest.predicted[flagged], minlength=k * k
-    ).reshape(k, k)
+    if isinstance(digest, TiledDigests):
+        tile_sinks = [sink for sink in sinks if isinstance(sink, TileSink)]
+        pairs = np.zeros((k, k), np.int64)
+        for top, band in tiled_bands(digest, options or AuditOptions(), first_read):
+            band_flagged = flagged_mask(band, cutoff)
+            pairs += _pairs(band, band_flagged, k)
+            for tile_sink in tile_sinks:
+                tile_sink.add_tile(image.index, image.image_id, top, band, band_flagged)
+        for tile_sink in tile_sinks:
+            tile_sink.finish_tiles(image.index, image.image_id)
+    else:
+        flagged = flagged_mask(digest, cutoff)
+        pairs = _pairs(digest, flagged, k)
     partial.confusion += pairs
     count = int(pairs.sum())
     if count:
@@ -421,9 +518,15 @@ def add_flags(
     else:
         partial.flagged[image.index] = (0, None, None, 0)
     if rescore is not None:
+        if not isinstance(digest, PixelDigest):
+            raise OptionError(
+                f"{image.image_id}: is read in bands (its probabilities exceed the working-set "
+                "budget) and --method other than softmin needs it whole; use softmin"
+            )
         partial.scores[image.index] = rescore(digest, count)
-    for sink in sinks:
-        sink(image.index, image.image_id, digest, flagged)
+    if isinstance(digest, PixelDigest):
+        for sink in sinks:
+            sink(image.index, image.image_id, digest, flagged)
 
 
 # ---------------------------------------------------------------------------- orchestration

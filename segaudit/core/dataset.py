@@ -20,15 +20,41 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class Band:
+    """Rows ``top`` .. ``top + labels.shape[0]`` of one image: labels (h, W), probs (K, h, W)."""
+
+    top: int
+    labels: NDArray[np.integer]
+    probs: NDArray[np.floating]
+
+
+class TileSource(Protocol):
+    """An image too large to hold at once, read as bands of rows (see segaudit.core.tiles).
+
+    ``bands()`` reads the image again on every call and may raise ImageError part way."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) as the engine sees it (after any downsampling)."""
+        ...
+
+    def bands(self) -> Iterator[Band]: ...
+
+
+@dataclass(frozen=True, slots=True)
 class LoadedImage:
     """One image's labels (H, W) and probabilities (K, H, W) (dense, or a compact image that
-    digests itself), or why it could not be read."""
+    digests itself), or why it could not be read.
+
+    An image larger than the working-set budget comes as ``tiles`` instead (labels and
+    probs None): the engine reads it band by band (segaudit.core.tiles)."""
 
     index: int
     image_id: str
     labels: NDArray[np.integer] | None
     probs: NDArray[np.floating] | CompactImage | None
     error: ImageError | None = None
+    tiles: TileSource | None = None
 
 
 class Dataset(Protocol):

@@ -82,8 +82,10 @@ def calibrated_block(
         add_stats(partial.stats, image, digest, options, histograms=False)
         if isinstance(digest, ImageError):
             continue
-        partial.confident_count += count_confident(digest, thresholds)
-        add_flags(partial.flags, image, digest, cutoff, sinks, rescore)
+        if image.index not in partial.stats.records or partial.stats.records[image.index].skipped:
+            continue  # a tiled image whose band failed in add_stats: a skipped row already
+        partial.confident_count += count_confident(digest, thresholds, options)
+        add_flags(partial.flags, image, digest, cutoff, sinks, options, rescore=rescore)
     return partial
 
 

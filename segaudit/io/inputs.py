@@ -21,7 +21,7 @@ from segaudit.config.classes import ClassesConfig, default_classes, load_classes
 from segaudit.config.naming import FileNames
 from segaudit.errors import DatasetError, ImageError
 from segaudit.io.manifest import read_manifest
-from segaudit.io.masks import MaskDecoder, mask_ids
+from segaudit.io.masks import MaskDecoder, mask_ids, utf8_id
 from segaudit.io.paired import FileDataset, PairedDataset, StackedDataset
 from segaudit.io.probfiles import FileProbs, is_probs_folder, load_probs_file
 from segaudit.io.probs import ProbsReader, is_url
@@ -103,6 +103,8 @@ def read_ids_file(path: Path) -> list[str]:
 
 
 def _check_unique(ids: Sequence[str], source: str) -> None:
+    for image_id in ids:
+        utf8_id(image_id, source)
     counts = Counter(ids)
     duplicates = sorted(i for i, count in counts.items() if count > 1)
     if duplicates:

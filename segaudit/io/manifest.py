@@ -63,7 +63,9 @@ def read_manifest(path: Path) -> list[ManifestRow]:
             raise DatasetError(f"{path}: line {line}: duplicate image id {image_id}")
         seen.add(image_id)
         probs = cells["probs"]
-        index = int(probs) if probs.isdigit() else None
+        # ASCII digits only: str.isdigit() is also true of "²", which int() refuses, and
+        # of other scripts' digits; such a cell is a file name (that must then exist)
+        index = int(probs) if probs.isascii() and probs.isdigit() else None
         rows.append(
             ManifestRow(
                 image_id,

@@ -8,6 +8,7 @@ then turns raw values into class ids (Cityscapes labelIds -> trainIds, ADE20K's
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,21 @@ _MAX_TABLE = 1 << 22
 _READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, UnidentifiedImageError)
 
 
+def utf8_id(image_id: str, where: Path | str, path: Path | None = None) -> str:
+    """The id, if it can be written as UTF-8 (run files are UTF-8 CSV and JSON). A file
+    name that is not UTF-8 is refused up front, by its bytes, rather than after the audit:
+    there is no faithful way to write it into the outputs."""
+    try:
+        image_id.encode("utf-8")
+    except UnicodeEncodeError:
+        name = repr(os.fsencode(path)) if path is not None else ascii(image_id)
+        raise DatasetError(
+            f"{where}: {name} is not valid UTF-8; rename it (image ids are written to UTF-8 "
+            "CSV and JSON files)"
+        ) from None
+    return image_id
+
+
 def mask_ids(folder: Path, names: FileNames | None = None) -> dict[str, Path]:
     """Map image id to mask file: the files under ``folder`` (sub-folders too) whose name
     matches the mask pattern (default ``*.png``); the id is the '/'-separated path with the
@@ -43,7 +59,7 @@ def mask_ids(folder: Path, names: FileNames | None = None) -> dict[str, Path]:
     for path in sorted(folder.rglob(f"*{names.mask_tail}")):
         image_id = names.mask_id(path.relative_to(folder).as_posix())
         if image_id and path.is_file():
-            found[image_id] = path
+            found[utf8_id(image_id, folder, path)] = path
     if not found:
         others = sum(1 for p in folder.rglob(f"*{MASK_SUFFIX}") if p.is_file())
         hint = (

@@ -11,7 +11,6 @@ caller as it is.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,21 +29,14 @@ from segaudit.errors import (
 )
 from segaudit.io.masks import MaskDecoder, read_mask
 from segaudit.io.probfiles import load_probs_file
-from segaudit.io.probs import ProbsReader
+from segaudit.io.probs import STORAGE_ERRORS, ProbsReader
+from segaudit.io.tiles import BandedImage, is_large
 from segaudit.io.transforms import ImageTransform, Layout, summarize_values
 
+#: Rows of a large image read for a message's hints (see PairedDataset.sample_raw).
+SAMPLE_ROWS = 64
 #: Images per block when each image has its own probabilities file.
 FILES_PER_BLOCK = 4
-#: What reading stored probabilities raises for damaged data (a corrupt zarr chunk: codec
-#: errors are ValueError or RuntimeError, zlib's own error, a truncated file EOFError).
-STORAGE_ERRORS: tuple[type[Exception], ...] = (
-    OSError,
-    ValueError,
-    RuntimeError,
-    EOFError,
-    zlib.error,
-)
-
 Raw = NDArray[np.floating] | CompactImage | ImageError
 
 
@@ -76,7 +68,26 @@ class PairedDataset:
         """Each image's stored probabilities (as on disk), or why they cannot be read."""
         raise NotImplementedError
 
+    def banded(self, index: int) -> BandedImage | None:
+        """The image as bands of rows when it is too large to read whole, else None."""
+        return None
+
     def load(self, block: range) -> Iterator[LoadedImage]:
+        large = [self.banded(index) for index in block]
+        if not any(large):
+            yield from self._load_whole(block)
+            return
+        for index, banded in zip(block, large, strict=True):
+            if banded is None:
+                yield from self._load_whole(range(index, index + 1))
+            else:
+                yield LoadedImage(index, self.ids[index], None, None, tiles=banded)
+
+    def _banded(self, index: int, stored: tuple[int, ...], itemsize: int) -> bool:
+        """Whether an image of this stored shape is read in bands (never with --resize)."""
+        return len(stored) == 3 and self.transform.resize is None and is_large(stored, itemsize)
+
+    def _load_whole(self, block: range) -> Iterator[LoadedImage]:
         for index, raw in zip(block, self.raw(block), strict=True):
             image_id = self.ids[index]
             try:
@@ -105,6 +116,12 @@ class PairedDataset:
         for index in sorted({0, n // 2, n - 1}):
             image = next(self.load(range(index, index + 1)))
             error = image.error
+            if image.tiles is not None:
+                try:
+                    band = next(image.tiles.bands())
+                    image = LoadedImage(index, image.image_id, band.labels, band.probs)
+                except ImageError as failure:
+                    error = failure
             if error is None and image.labels is not None and image.probs is not None:
                 try:
                     digest_probs(image.image_id, image.labels, image.probs, self.ignore)
@@ -115,8 +132,20 @@ class PairedDataset:
             errors.append(error)
         raise DatasetError(self.explain(errors))
 
+    def sample_raw(self, index: int) -> tuple[tuple[int, ...], Raw]:
+        """The image's stored shape and its stored probabilities, for messages: of an image
+        too large to read whole, only its first rows (a hint never costs an image's memory)."""
+        banded = self.banded(index)
+        if banded is None:
+            raw = self.raw(range(index, index + 1))[0]
+            return (() if isinstance(raw, ImageError) else raw.shape), raw
+        try:
+            return banded.stored_shape, banded.read_rows(0, min(SAMPLE_ROWS, banded.size[0]))
+        except STORAGE_ERRORS as error:
+            return banded.stored_shape, ImageError(self.ids[index], str(error))
+
     def class_first_raw(self, index: int) -> NDArray[np.floating] | None:
-        raw = self.raw(range(index, index + 1))[0]
+        raw = self.sample_raw(index)[1]
         if not isinstance(raw, np.ndarray) or raw.ndim != 3:
             return None
         return np.moveaxis(raw, -1, 0) if self.transform.layout is Layout.NHWC else raw
@@ -144,11 +173,11 @@ class PairedDataset:
             return message + f" (e.g. --ignore-index {first.value}, or --classes with a remap)"
         if isinstance(first, ReadError):
             return message
-        raw = self.raw(range(index, index + 1))[0]
+        shape, raw = self.sample_raw(index)
         if isinstance(raw, ImageError):
             return message
         if isinstance(first, ShapeMismatchError):
-            hint = _layout_hint(raw.shape, first.mask_shape, self.transform.layout)
+            hint = _layout_hint(shape, first.mask_shape, self.transform.layout)
             if hint:
                 return message + hint
         probs = self.class_first_raw(index)
@@ -199,6 +228,31 @@ class StackedDataset(PairedDataset):
                 start = i
         return blocks
 
+    def banded(self, index: int) -> BandedImage | None:
+        reader = self._reader()
+        stored = reader.shape[1:]
+        if not self._banded(index, stored, reader.dtype.itemsize):
+            return None
+        row = self.rows[index]
+        axis = 0 if self.transform.layout is Layout.NHWC else 1
+
+        def read_rows(top: int, bottom: int) -> NDArray[np.floating]:
+            return reader.read_rows(row, axis, top, bottom)
+
+        return BandedImage(
+            self.ids[index],
+            self.masks[index],
+            self.decoder,
+            self.transform,
+            self.ignore,
+            self.classes,
+            (stored[0], stored[1], stored[2]),
+            reader.dtype.itemsize,
+            read_rows,
+            self.source,
+            reader.chunk_rows(axis),
+        )
+
     def raw(self, block: range) -> list[Raw]:
         reader = self._reader()
         rows = [self.rows[i] for i in block]
@@ -238,6 +292,37 @@ class FileDataset(PairedDataset):
 
     def blocks(self) -> Sequence[range]:
         return even_blocks(len(self.ids), FILES_PER_BLOCK)
+
+    def banded(self, index: int) -> BandedImage | None:
+        path = self.files[index]
+        if path.suffix != ".npy":
+            return None  # an .npz member cannot be read in parts
+        try:
+            array = load_probs_file(self.ids[index], path)
+        except ImageError:
+            return None  # the whole-image read reports it
+        if not self._banded(index, array.shape, array.dtype.itemsize):
+            return None
+        axis = 0 if self.transform.layout is Layout.NHWC else 1
+        image_id = self.ids[index]
+
+        def read_rows(top: int, bottom: int) -> NDArray[np.floating]:
+            index = [slice(None)] * 3
+            index[axis] = slice(top, bottom)
+            return np.asarray(load_probs_file(image_id, path)[tuple(index)])
+
+        return BandedImage(
+            image_id,
+            self.masks[index],
+            self.decoder,
+            self.transform,
+            self.ignore,
+            self.classes,
+            (array.shape[0], array.shape[1], array.shape[2]),
+            array.dtype.itemsize,
+            read_rows,
+            str(path),
+        )
 
     def raw(self, block: range) -> list[Raw]:
         out: list[Raw] = []

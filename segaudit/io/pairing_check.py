@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segaudit.core.audit import ImageRecord
+from segaudit.core.dataset import LoadedImage
 from segaudit.core.pixel import valid_mask
 from segaudit.errors import ImageError, PairingError
 from segaudit.io.paired import PairedDataset
@@ -89,6 +90,12 @@ def _read(dataset: PairedDataset, index: int) -> _Sampled | None:
     """One image's labels, valid pixels and predicted classes; None when it cannot be read
     (the audit reports such images as skipped rows)."""
     for image in dataset.load(range(index, index + 1)):
+        if image.tiles is not None:  # too large to read whole: its first band of rows
+            try:
+                band = next(image.tiles.bands())
+            except (ImageError, StopIteration):
+                return None
+            image = LoadedImage(index, image.image_id, band.labels, band.probs)
         if image.labels is None or image.probs is None:
             return None
         h, w = image.labels.shape

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segaudit.errors import DatasetError, ImageError, ReadError
+from segaudit.io.masks import utf8_id
 from segaudit.io.probs import FLOAT_DTYPES
 
 PROBS_SUFFIXES = (".npy", ".npz")
@@ -29,7 +30,7 @@ def probs_file_ids(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for path in sorted(folder.rglob("*")):
         if path.suffix in PROBS_SUFFIXES and path.is_file():
-            image_id = path.relative_to(folder).with_suffix("").as_posix()
+            image_id = utf8_id(path.relative_to(folder).with_suffix("").as_posix(), folder, path)
             if image_id in found:
                 raise DatasetError(
                     f"{folder}: both {found[image_id].name} and {path.name} hold image "

@@ -3,6 +3,7 @@ a zarr array or group (v2 or v3, local or an fsspec URL), or a memory-mapped .np
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,16 @@ from segaudit.core.compact import CompactImage
 from segaudit.errors import DatasetError
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+#: What reading stored probabilities raises for damaged data (a corrupt zarr chunk: codec
+#: errors are ValueError or RuntimeError, zlib's own error, a truncated file EOFError).
+STORAGE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    RuntimeError,
+    EOFError,
+    zlib.error,
+)
+
 #: About how many bytes of probabilities one block (one task) reads: enough images that
 #: per-block costs (task hand-off, accumulator merge) vanish, few enough that the blocks in
 #: flight stay far below memory limits. A block never splits a storage chunk.
@@ -44,6 +55,14 @@ class ProbsReader(Protocol):
         or compact images, see :mod:`segaudit.io.store`)."""
         ...
 
+    def read_rows(self, row: int, axis: int, top: int, bottom: int) -> NDArray[np.floating]:
+        """Rows ``top``..``bottom`` (along ``axis`` of one image) of image ``row``."""
+        ...
+
+    def chunk_rows(self, axis: int) -> int:
+        """How many rows along ``axis`` of an image one storage chunk holds."""
+        ...
+
 
 def _check_array(path: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
     if len(shape) != 4:
@@ -70,6 +89,15 @@ class _ArrayProbs:
     def read(self, start: int, stop: int) -> NDArray[np.floating]:
         return np.asarray(self._array[start:stop])
 
+    def read_rows(self, row: int, axis: int, top: int, bottom: int) -> NDArray[np.floating]:
+        index = [slice(None)] * 3
+        index[axis] = slice(top, bottom)
+        return np.asarray(self._array[(row, *index)])
+
+    def chunk_rows(self, axis: int) -> int:
+        chunks = getattr(self._array, "chunks", None)
+        return int(chunks[axis + 1]) if chunks else 1
+
     def _reopen(self) -> Any:
         raise NotImplementedError
 
@@ -90,8 +118,8 @@ class NpyProbs(_ArrayProbs):
     @classmethod
     def open(cls, path: Path) -> NpyProbs:
         try:
-            array = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as error:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file
             raise DatasetError(f"{path}: cannot read .npy file ({error})") from None
         _check_array(str(path), array.shape, array.dtype)
         block = images_per_block(array.shape, array.dtype)

@@ -175,6 +175,20 @@ class StoreProbs:
             return [TopKImage(c, p, self.num_classes) for c, p in zip(classes, probs, strict=True)]
         return [self._read_one(row) for row in range(start, stop)]
 
+    def read_rows(self, row: int, axis: int, top: int, bottom: int) -> NDArray[np.floating]:
+        """Rows ``top``..``bottom`` of one image of a dense stacked store (a large image read
+        in bands); compact and per-image stores are read whole."""
+        if self.layout != STACKED or self.encoding not in DENSE_FLOATS or axis != 1:
+            raise DatasetError(
+                f"{self.path}: images this large are read in bands only from a dense stacked "
+                "store; convert without --top-k/--dtype uint8, or pass a plain zarr array"
+            )
+        return np.asarray(self._group["probs"][row, :, top:bottom, :])
+
+    def chunk_rows(self, axis: int) -> int:
+        """Rows one storage chunk of an image holds (a store chunks by image)."""
+        return int(self.shape[2]) if axis == 1 else int(self.shape[1])
+
     def _read_one(self, row: int) -> NDArray[np.floating] | CompactImage:
         group = self._group[image_group(row)]
         probs = np.asarray(group["probs"][...])

@@ -328,6 +328,12 @@ class ImageTransform:
                 )
         if self.logits:
             probs = softmax(probs)
+        if self.downsample > min(labels.shape):  # checked before allocating anything
+            raise ImageError(
+                image_id,
+                f"--downsample {self.downsample} is larger than the image "
+                f"({labels.shape[0]}x{labels.shape[1]}); use at most {min(labels.shape)}",
+            )
         if self.downsample > 1:
             labels = downsample_labels(labels, self.downsample, ignore)
             probs = mean_pool(probs, self.downsample)

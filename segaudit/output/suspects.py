@@ -102,6 +102,7 @@ class RegionCollector:
         self._parts = {}
         self._scores: dict[int, NDArray[np.float64]] | None = None
         self._lock = threading.Lock()
+        self._tiles: dict[int, list[tuple[Region, float]]] = {}  # tiled images being read
 
     def __call__(
         self, index: int, image_id: str, digest: PixelDigest, flagged: NDArray[np.bool_]
@@ -124,6 +125,29 @@ class RegionCollector:
             if regions:
                 self._parts[found.index] = (found.logits, given, predicted)
             self._scores = None
+
+    def add_tile(
+        self, index: int, image_id: str, top: int, digest: PixelDigest, flagged: NDArray[np.bool_]
+    ) -> None:
+        """Regions of one band of a tiled image (see segaudit.core.tiles), with their
+        pass-2 score parts from the band: a region that crosses a band border is cut there."""
+        band = image_regions(self.options, index, image_id, digest, flagged)
+        found = [
+            (replace(r, y=r.y + top), float(v))
+            for r, v in zip(band.regions, band.logits, strict=True)
+        ]
+        with self._lock:
+            self._tiles.setdefault(index, []).extend(found)
+
+    def finish_tiles(self, index: int, image_id: str) -> None:
+        """Number a tiled image's regions as find_regions does (largest first; ties by
+        top, left, then pair) and keep them."""
+        with self._lock:
+            found = self._tiles.pop(index, [])
+        found.sort(key=lambda rv: (-rv[0].area, rv[0].y, rv[0].x, rv[0].given, rv[0].predicted))
+        regions = [replace(r, region_id=i) for i, (r, _) in enumerate(found, 1)]
+        logits = np.array([v for _, v in found], np.float64)
+        self.add(ImageRegions(index, image_id, regions, logits))
 
     def scores(self, images: int) -> dict[int, NDArray[np.float64]]:
         """Each image's region scores (region id order), once every image is in:

@@ -334,6 +334,10 @@ def read_ranking(folder: Path, summary: RunSummary) -> list[RankingRow]:
         seen.add(row.image_id)
         if row.flagged_pixels > row.valid_pixels or row.top_pair_pixels > row.flagged_pixels:
             raise _fault(path, c.key("flagged_pixels"), "more than the image's valid pixels")
+        expected = row.flagged_pixels / row.valid_pixels if row.valid_pixels else 0.0
+        if not math.isclose(row.flagged_fraction, expected, rel_tol=1e-5, abs_tol=1e-9):
+            # written with 6 significant digits: anything further off was not written so
+            raise _fault(path, c.key("flagged_fraction"), "is not flagged_pixels / valid_pixels")
         for column in (
             "top_given",
             "top_predicted",

@@ -126,8 +126,19 @@ class RunWriter:
                 "or choose another --out"
             ) from None
         self._lock = handle
+        try:
+            self._start()
+        except BaseException:  # SIGTERM or Ctrl-C here too: __exit__ would not run
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self) -> None:
         # Left by a run that was killed (SIGKILL, power loss): ours by name and marker.
-        for leftover in (self.staging, _sibling(self.folder, "previous")):
+        previous = _sibling(self.folder, "previous")
+        if not self.folder.exists() and previous.is_dir() and is_run_folder(previous):
+            os.replace(previous, self.folder)  # killed mid-swap: the previous run comes back
+        for leftover in (self.staging, previous):
             if leftover.is_dir() and is_run_folder(leftover):
                 shutil.rmtree(leftover)
         try:
@@ -135,7 +146,6 @@ class RunWriter:
         except OSError as error:
             raise OutputError(f"{self.staging}: cannot create ({error.strerror})") from None
         (self.staging / MARKER_FILE).write_text(f"segaudit run folder, format {RUN_FORMAT}\n")
-        return self
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -195,7 +205,12 @@ class RunWriter:
                 moved = True
             else:
                 self.folder.rmdir()
-        os.replace(self.staging, self.folder)
+        try:
+            os.replace(self.staging, self.folder)
+        except BaseException:  # the previous run goes back: never no run at all
+            if moved:
+                os.replace(previous, self.folder)
+            raise
         self._committed = True
         if moved:
             _remove_run(previous)
