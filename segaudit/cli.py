@@ -81,12 +81,17 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show a traceback for unexpected errors.")
+        bool,
+        typer.Option("--debug", metavar="", help="Show a traceback for unexpected errors."),
     ] = False,
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            metavar="",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
     ] = False,
 ) -> None:
@@ -148,6 +153,7 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
         "issues": "pass 2: flag pixels",
         "calibrated": "one pass (calibrated)",
         "overlays": "overlays",
+        "inspect": "inspect: reading masks",
     }
     with Progress(
         TextColumn("{task.description:<24}"),
@@ -181,7 +187,7 @@ LabelsOption = Annotated[
     Path | None,
     typer.Option(
         "--labels",
-        help="Folder of PNG masks (class id per pixel, or RGB colours with --classes); ids are file paths without the suffix, sub-folders included.",
+        help="Folder of PNG masks (class id per pixel, or RGB colours with --classes), sub-folders included; which files are masks: --mask-pattern.",
     ),
 ]
 ProbsOption = Annotated[
@@ -207,7 +213,11 @@ LayoutOption = Annotated[
 ]
 LogitsOption = Annotated[
     bool,
-    typer.Option("--logits", help="The probabilities are logits: apply a softmax over classes."),
+    typer.Option(
+        "--logits/--no-logits",
+        metavar="",
+        help="The probabilities are logits: apply a softmax over classes (default: they are probabilities).",
+    ),
 ]
 ResizeOption = Annotated[
     Resize | None,
@@ -228,14 +238,50 @@ IdsOption = Annotated[
     Path | None,
     typer.Option(
         "--ids",
-        help="Text file of image ids, one per line, in the probabilities' order (default: the zarr 'image_ids' attribute, else sorted mask names).",
+        help="Text file of image ids, one per line (e.g. VOC's ImageSets/Segmentation/val.txt): only these are audited, in this order. For an array without an 'image_ids' attribute, the ids of its rows in order.",
     ),
 ]
 ClassesOption = Annotated[
     Path | None,
     typer.Option(
         "--classes",
-        help="Classes config YAML: class names, colours, ignore values (see configs/).",
+        help="Classes config: a YAML file or a built-in name (cityscapes, voc, ade20k, ...: see `segaudit configs`). Class names, colours, ignore values, remap and the dataset's file names.",
+    ),
+]
+MaskPatternOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mask-pattern",
+        help="Which files under --labels are masks, e.g. '*_gtFine_labelTrainIds.png'; an id is the file's path with the text after the last '*' removed. Default: the classes config's, else '*.png'.",
+    ),
+]
+ImagePatternOption = Annotated[
+    str | None,
+    typer.Option(
+        "--image-pattern",
+        help="The file name of an image under --images, e.g. '{id}_leftImg8bit.png' or '{id}.jpg'. Default: the classes config's, else {id} with any image suffix.",
+    ),
+]
+ProbsKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--probs-key",
+        help="The array inside each per-image .npz that holds the probabilities. Default: the only array, else one named pred_probs, probs, probabilities or logits.",
+    ),
+]
+PairingCheckOption = Annotated[
+    bool,
+    typer.Option(
+        "--pairing-check/--no-pairing-check",
+        metavar="",
+        help="Before scoring, check on a few images that the probabilities belong to the masks (order, labels one off the planes); exit 2 when they do not.",
+    ),
+]
+ImagesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--images",
+        help="Folder of RGB images drawn under the overlays, file names by --image-pattern.",
     ),
 ]
 TemperatureOption = Annotated[
@@ -254,14 +300,20 @@ IgnoreOption = Annotated[
 StrictOption = Annotated[
     bool,
     typer.Option(
-        help="Fail (exit 2) on the first unreadable or invalid image instead of skipping it."
+        "--strict/--no-strict",
+        metavar="",
+        help="Fail (exit 2) on the first unreadable or invalid image instead of skipping it.",
     ),
 ]
 WorkersOption = Annotated[
     int | None,
+    typer.Option(min=1, help="Threads to use (default: every CPU)."),
+]
+ScoreWorkersOption = Annotated[
+    int | None,
     typer.Option(
         min=1,
-        help="Threads to use (default: every CPU); for score --scheduler local, the number of Dask worker processes.",
+        help="Threads to use (default: every CPU); with --scheduler local, the number of Dask worker processes.",
     ),
 ]
 
@@ -271,7 +323,9 @@ _BASELINE = typer.Option(
     help="Known findings (JSON): fail only on findings that are new or worse than these.",
 )
 _UPDATE_BASELINE = typer.Option(
-    "--update-baseline", help="Write the current findings to --baseline FILE (accept them)."
+    "--update-baseline",
+    metavar="",
+    help="Write the current findings to --baseline FILE (accept them).",
 )
 _JUNIT = typer.Option("--junit", help="Write a JUnit XML report: one testcase per check.")
 _JSON = typer.Option("--json", help="Write the gate report as JSON.")
@@ -293,14 +347,13 @@ def score(
     logits: LogitsOption = False,
     resize: ResizeOption = None,
     downsample: DownsampleOption = 1,
-    images: Annotated[
-        Path | None,
-        typer.Option(
-            "--images", help="Folder of RGB images named by id, drawn under the overlays."
-        ),
-    ] = None,
+    images: ImagesOption = None,
     ids: IdsOption = None,
     classes: ClassesOption = None,
+    mask_pattern: MaskPatternOption = None,
+    image_pattern: ImagePatternOption = None,
+    probs_key: ProbsKeyOption = None,
+    pairing_check: PairingCheckOption = True,
     temperature: TemperatureOption = 0.1,
     ignore_index: IgnoreOption = None,
     top: Annotated[
@@ -313,16 +366,17 @@ def score(
         bool,
         typer.Option(
             "--overlay-full-resolution",
+            metavar="",
             help="Draw overlays at the images' own size (default: panels at most 640 px wide, a preview that draws in a fraction of the time).",
         ),
     ] = False,
     strict: StrictOption = False,
-    workers: WorkersOption = None,
+    workers: ScoreWorkersOption = None,
     scheduler: Annotated[
         str | None,
         typer.Option(
             "--scheduler",
-            help="Run on Dask: a scheduler address (tcp://host:8786), or 'local' for a LocalCluster. Workers need segaudit and the same data paths/URLs; needs segaudit[dask].",
+            help="Run on Dask: a scheduler address (tcp://host:8786), or 'local' for a LocalCluster. Workers need segaudit and the same data paths/URLs; needs segaudit\\[dask].",
         ),
     ] = None,
     connectivity: Annotated[
@@ -369,6 +423,7 @@ def score(
         bool,
         typer.Option(
             "--save-masks",
+            metavar="",
             help="Per image with flagged pixels, write flagged/ (region ids) and suggested/ (the mask with flagged pixels set to the model's class, in the input's encoding) into the run folder; `segaudit apply` needs them.",
         ),
     ] = False,
@@ -391,8 +446,9 @@ def score(
     spec = _input_spec(
         labels, probs, manifest, ids, classes, layout, logits, resize, downsample, ignore_index
     )
+    spec = _naming(spec, images, mask_pattern, image_pattern, probs_key, pairing_check)
     options = ScoreOptions(
-        inputs=replace(spec, images=images),
+        inputs=spec,
         out=out_dir,
         temperature=temperature,
         strict=strict,
@@ -408,6 +464,7 @@ def score(
     with progress_bars() as on_progress:
         outcome = run_score(options, on_progress)
     _print_ranking(outcome)
+    _warn_low_agreement(outcome.result.images)
     if gate is not None:
         _gate(gate)
 
@@ -435,6 +492,44 @@ def _input_spec(
         resize=resize,
         downsample=downsample,
         ignore=_ignore_values(ignore_index),
+    )
+
+
+def _naming(
+    spec: InputSpec,
+    images: Path | None,
+    mask_pattern: str | None,
+    image_pattern: str | None,
+    probs_key: str | None,
+    pairing_check: bool,
+) -> InputSpec:
+    """The file-naming options on top of the input spec, checked."""
+    from segaudit.config.naming import FileNames, image_pattern_problem, mask_pattern_problem
+
+    if mask_pattern is not None and (problem := mask_pattern_problem(mask_pattern)):
+        raise OptionError(f"--mask-pattern {problem}")
+    if image_pattern is not None and (problem := image_pattern_problem(image_pattern)):
+        raise OptionError(f"--image-pattern {problem}")
+    names = FileNames(mask_pattern or "", image_pattern or "", probs_key or "")
+    return replace(spec, images=images, names=names, pairing_check=pairing_check)
+
+
+def _warn_low_agreement(records: Any) -> None:
+    """Images that agree with the model far less than the dataset's others: often a mask
+    paired with another image's probabilities."""
+    from segaudit.io.pairing_check import low_agreement
+
+    low, middle = low_agreement(list(records))
+    if not low:
+        return
+    listed = ", ".join(f"{shown(r.image_id)} ({r.agreement:.0%})" for r in low[:5])
+    more = f" and {len(low) - 5} more" if len(low) > 5 else ""
+    _say(
+        "warning:",
+        "yellow",
+        f"{len(low)} image(s) agree with the model on under half the dataset's median share "
+        f"of pixels ({middle:.0%}): {listed}{more}; check that they are paired with their "
+        "own probabilities (ranking.csv: agreement)",
     )
 
 
@@ -521,6 +616,9 @@ def calibrate(
     manifest: ManifestOption = None,
     ids: IdsOption = None,
     classes: ClassesOption = None,
+    mask_pattern: MaskPatternOption = None,
+    probs_key: ProbsKeyOption = None,
+    pairing_check: PairingCheckOption = True,
     layout: LayoutOption = Layout.NCHW,
     logits: LogitsOption = False,
     resize: ResizeOption = None,
@@ -539,6 +637,7 @@ def calibrate(
     spec = _input_spec(
         labels, probs, manifest, ids, classes, layout, logits, resize, downsample, ignore_index
     )
+    spec = _naming(spec, None, mask_pattern, None, probs_key, pairing_check)
     options = CalibrateOptions(spec, out_file, temperature, strict, workers)
     with progress_bars() as on_progress:
         result = run_calibrate(options, on_progress)
@@ -606,48 +705,58 @@ def inspect(
     probs: ProbsOption = None,
     manifest: ManifestOption = None,
     ids: IdsOption = None,
+    classes: ClassesOption = None,
+    images: ImagesOption = None,
+    mask_pattern: MaskPatternOption = None,
+    image_pattern: ImagePatternOption = None,
+    probs_key: ProbsKeyOption = None,
+    pairing_check: PairingCheckOption = True,
     layout: LayoutOption = Layout.NCHW,
-    classes: Annotated[
-        Path | None,
-        typer.Option("--classes", help="Classes config: remap and palette for reading masks."),
-    ] = None,
+    logits: LogitsOption = False,
+    resize: ResizeOption = None,
+    downsample: DownsampleOption = 1,
+    ignore_index: IgnoreOption = None,
     sample: Annotated[
         int, typer.Option("--sample", min=1, help="Masks read in full for the class histogram.")
     ] = 32,
 ) -> None:
-    """A fast look at a dataset before scoring: counts, sizes, dtypes, layout, classes, pairing.
+    """score without the audit: open the dataset as score would, check the pairing, and show
+    counts, sizes, dtypes, layout and classes.
 
-    Exits 2 when score would refuse the dataset (pairing problems, unopenable files)."""
+    Takes score's input options and exits 2 on every problem score would refuse."""
     from segaudit.commands.inspect import inspect_dataset
-    from segaudit.config.classes import load_classes
 
-    config = load_classes(classes) if classes else None
-    report = inspect_dataset(
-        labels,
-        _probs_location(probs),
-        ids=ids,
-        manifest=manifest,
-        layout=layout,
-        classes=config,
-        histogram_sample=sample,
+    spec = _input_spec(
+        labels, probs, manifest, ids, classes, layout, logits, resize, downsample, ignore_index
     )
+    spec = _naming(spec, images, mask_pattern, image_pattern, probs_key, pairing_check)
+    with progress_bars() as on_progress:
+        report = inspect_dataset(spec, histogram_sample=sample, on_progress=on_progress)
+    config = report.inputs.classes
     sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in list(report.mask_sizes.items())[:5])
     modes = ", ".join(f"{m} ({n})" for m, n in report.mask_modes.items())
     table = Table(title="Dataset", title_justify="left", show_header=False)
-    table.add_row("masks", f"{report.masks:,}")
+    table.add_row("images", f"{report.masks:,}")
     table.add_row("mask sizes (H x W)", sizes + (" …" if len(report.mask_sizes) > 5 else ""))
     table.add_row("mask modes", modes)
     if report.headers_read < report.masks:
         table.add_row("", f"sizes and modes from {report.headers_read:,} masks")
+    if spec.images is not None:
+        table.add_row("pictures", f"{report.pictures:,} of {report.masks:,} found")
     info = report.probs
-    if info is not None:
-        table.add_row("probabilities", f"{info.path} ({info.kind}, {info.images:,} images)")
-        table.add_row("shape, dtype", f"{info.shape}, {info.dtype}")
-        guess = info.layout_guess.value if info.layout_guess else "unclear"
+    table.add_row("probabilities", shown(f"{info.path} ({info.kind}, {info.images:,} images)"))
+    table.add_row("shape, dtype", f"{info.shape}, {info.dtype}")
+    guess = info.layout_guess.value if info.layout_guess else "unclear"
+    table.add_row("layout", f"{info.layout.value} given, looks {guess}; {info.num_classes} classes")
+    table.add_row("values look like", f"{info.looks_like} (from {len(info.values)} images)")
+    if report.pairing is not None:
+        pairing = report.pairing
         table.add_row(
-            "layout", f"{info.layout.value} given, looks {guess}; {info.num_classes} classes"
+            "pairing check",
+            f"passed: {pairing.wins} of {pairing.images} sampled masks agree best with their "
+            f"own probabilities (agreement {pairing.own:.0%}, with other images' "
+            f"{pairing.others:.0%})",
         )
-        table.add_row("values look like", f"{info.looks_like} (from {len(info.values)} images)")
     out.print(table)
     read = f"{report.histogram_masks} of {report.masks} masks" if report.sampled else "all masks"
     hist = Table(title=f"Labels by class ({read})", title_justify="left")
@@ -655,26 +764,38 @@ def inspect(
         hist.add_column(column, justify="left" if column == "name" else "right")
     total = sum(report.class_histogram.values()) or 1
     for value, pixels in report.class_histogram.items():
-        name = config.names[value] if config and 0 <= value < config.num_classes else ""
-        if config and value in config.ignore:
+        name = config.names[value] if 0 <= value < config.num_classes else ""
+        if value in config.ignore:
             name = "(ignored)"
-        hist.add_row(str(value), name, f"{pixels:,}", f"{pixels / total:.1%}")
+        hist.add_row(str(value), shown(name), f"{pixels:,}", f"{pixels / total:.1%}")
     out.print(hist)
-    problems = [
-        *report.problems,
-        *(f"no mask for {i}" for i in report.missing_masks[:10]),
-        *(f"mask without probabilities: {i}" for i in report.extra_masks[:10]),
-        *(f"duplicate id {i}" for i in report.duplicate_ids[:10]),
-        *(f"unreadable mask {i}: {r}" for i, r in list(report.unreadable.items())[:10]),
-    ]
-    if info is not None and info.looks_like == "logits":
-        problems.append("the values look like logits: score with --logits")
-    for problem in problems:
-        _say("problem:", "yellow", problem)
-    if not problems:
-        out.print("no problems found")
-    if report.problems or report.missing_masks or report.extra_masks or report.duplicate_ids:
-        raise typer.Exit(ExitCode.USAGE)
+    for image_id, reason in list(report.unreadable.items())[:10]:
+        _say("warning:", "yellow", f"unreadable mask {image_id} (score skips it): {reason}")
+    if info.looks_like == "logits" and not spec.logits:
+        _say("warning:", "yellow", "some values look like logits: score with --logits")
+    out.print("no problems found" if not report.unreadable else "usable; see the warnings")
+
+
+@app.command("configs")
+@handle_errors
+def configs() -> None:
+    """List the built-in classes configs: pass a name to --classes (e.g. --classes cityscapes)."""
+    from segaudit.config.builtin import builtin_configs
+    from segaudit.config.classes import load_classes
+
+    table = Table(title="Built-in classes configs", title_justify="left")
+    for column in ("name", "classes", "masks", "images", "about"):
+        table.add_column(column)
+    for entry in builtin_configs():
+        config = load_classes(entry.path)
+        table.add_row(
+            entry.name,
+            str(config.num_classes),
+            config.files.masks or "*.png",
+            config.files.images or "{id}.<suffix>",
+            entry.summary,
+        )
+    out.print(table)
 
 
 @app.command()
@@ -710,7 +831,7 @@ def convert(
     logits: LogitsOption = False,
     ids: IdsOption = None,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing store.")
+        bool, typer.Option("--overwrite", metavar="", help="Replace an existing store.")
     ] = False,
 ) -> None:
     """Write probabilities as a segaudit store, optionally compact (uint8, top-k), atomically.
@@ -799,7 +920,9 @@ def export(
     flagged: Annotated[
         bool,
         typer.Option(
-            "--flagged", help="Every image with flagged pixels (the default; excludes --top)."
+            "--flagged",
+            metavar="",
+            help="Every image with flagged pixels (the default; excludes --top).",
         ),
     ] = False,
     image_root: Annotated[

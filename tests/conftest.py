@@ -72,7 +72,7 @@ def synthetic_arrays(
     rng = np.random.default_rng(seed)
     present = np.sort(rng.permutation(k)[: max(1, k - absent)])
     true = present[rng.integers(0, present.size, (n, h, w))]
-    index = (np.arange(n)[:, None, None], true[:, None], np.arange(h)[:, None], np.arange(w))
+    index = (np.arange(n)[:, None, None], true, np.arange(h)[:, None], np.arange(w))
     if quantum is None:
         logits = rng.normal(size=(n, k, h, w)) * sharpness
         logits[index] += sharpness * 1.5

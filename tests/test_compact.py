@@ -156,7 +156,8 @@ def _flags(dataset_root: Path, probs: Path) -> tuple[AuditResult, dict[int, NDAr
     def keep(index: int, image_id: str, digest: PixelDigest, flagged: NDArray[np.bool_]) -> None:
         flags[index] = flagged.copy()
 
-    dataset = open_inputs(InputSpec(labels=dataset_root / "masks", probs=probs)).dataset
+    spec = InputSpec(labels=dataset_root / "masks", probs=probs, pairing_check=False)
+    dataset = open_inputs(spec).dataset
     return run_audit(dataset, AuditOptions(), sinks=[keep]), flags
 
 

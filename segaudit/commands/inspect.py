@@ -1,35 +1,27 @@
-"""``segaudit inspect``: a fast look at a dataset before scoring it, without the audit passes.
+"""``segaudit inspect``: ``score`` without the audit, a look at a dataset before scoring it.
 
-Reads mask headers (sizes, modes), a sample of masks (class histogram), the probabilities'
-metadata and a few images' values (probabilities or logits?), and lists pairing problems.
-Nothing here raises for bad data: problems are collected and reported.
+The inputs are opened exactly as ``score`` opens them (:func:`segaudit.io.inputs.open_inputs`:
+same options, pairing, probe and pairing check), so whatever ``score`` would refuse,
+``inspect`` refuses with the same message. Then it reads mask headers (sizes, modes), a
+sample of masks (class histogram), the probabilities' metadata and a few images' values.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from segaudit.config.classes import ClassesConfig
-from segaudit.errors import DatasetError, ImageError
-from segaudit.io.inputs import read_ids_file
-from segaudit.io.manifest import read_manifest
-from segaudit.io.masks import MaskDecoder, mask_ids, read_mask
-from segaudit.io.probfiles import FileProbs, is_probs_folder
-from segaudit.io.probs import STORAGE_ERRORS, ProbsReader, is_url
-from segaudit.io.sources import open_probs
-from segaudit.io.transforms import (
-    Layout,
-    ValueSummary,
-    class_axis,
-    guess_layout,
-    summarize_values,
-)
+from segaudit.errors import ImageError
+from segaudit.io.inputs import Inputs, InputSpec, open_inputs
+from segaudit.io.masks import read_mask
+from segaudit.io.paired import PairedDataset, StackedDataset
+from segaudit.io.pairing_check import PairingStats, sample_indices
+from segaudit.io.transforms import Layout, ValueSummary, class_axis, guess_layout, summarize_values
 
 #: Masks whose header (size, mode) is read; more are sampled evenly.
 HEADER_SAMPLE = 2000
@@ -37,6 +29,8 @@ HEADER_SAMPLE = 2000
 HISTOGRAM_SAMPLE = 32
 #: Images whose probability values are looked at.
 VALUE_SAMPLE = 3
+#: Progress stage name (the CLI labels it).
+STAGE = "inspect"
 
 
 @dataclass(frozen=True)
@@ -67,194 +61,104 @@ class ProbsInfo:
 
 @dataclass(frozen=True)
 class InspectReport:
-    """Counts, sizes, dtypes, layout, a class histogram and pairing problems."""
+    """Counts, sizes, dtypes, layout, a class histogram and the pairing check's numbers."""
 
+    inputs: Inputs
     masks: int
     mask_sizes: dict[tuple[int, int], int]  # (H, W) -> masks, over ``headers_read`` masks
     mask_modes: dict[str, int]
     headers_read: int
     class_histogram: dict[int, int]  # class id (after remap) -> pixels
     histogram_masks: int  # masks the histogram was computed from
-    unreadable: dict[str, str]  # id -> reason, among the masks read
-    probs: ProbsInfo | None
-    missing_masks: list[str]  # ids with probabilities but no mask
-    extra_masks: list[str]  # masks without probabilities
-    duplicate_ids: list[str]
-    problems: list[str]  # whole-dataset problems (e.g. probabilities that cannot be opened)
+    unreadable: dict[str, str]  # id -> reason, among the masks read (score skips them)
+    probs: ProbsInfo
+    pictures: int  # images with an RGB picture (--images)
+    pairing: PairingStats | None  # None with --no-pairing-check
 
     @property
     def sampled(self) -> bool:
         """True when the histogram came from a sample of the masks, not all of them."""
         return self.histogram_masks < self.masks
 
-    @property
-    def ok(self) -> bool:
-        return not (
-            self.problems
-            or self.missing_masks
-            or self.extra_masks
-            or self.duplicate_ids
-            or self.unreadable
-        )
 
-
-def _evenly(items: list[Any], count: int) -> list[Any]:
-    if len(items) <= count:
-        return list(items)
-    picks = np.linspace(0, len(items) - 1, count).round().astype(int)
-    return [items[i] for i in sorted(set(picks.tolist()))]
-
-
-def _image_values(image: np.ndarray[Any, Any], layout: Layout) -> ValueSummary | None:
-    if image.ndim != 3:
-        return None
-    return summarize_values(np.moveaxis(image, -1, 0) if layout is Layout.NHWC else image)
-
-
-def _stacked_info(
-    reader: ProbsReader, layout: Layout, size: tuple[int, int] | None, problems: list[str]
-) -> ProbsInfo:
-    """Metadata and a few images' values; an image that cannot be read becomes a problem."""
-    n = reader.shape[0]
+def _probs_info(dataset: PairedDataset, size: tuple[int, int] | None) -> ProbsInfo:
+    layout = dataset.transform.layout
     values: dict[str, ValueSummary] = {}
-    for index in _evenly(list(range(n)), VALUE_SAMPLE):
-        label = reader.image_ids[index] if reader.image_ids else f"#{index}"
-        try:
-            image = reader.read(index, index + 1)[0]
-            if not isinstance(image, np.ndarray):  # a compact image: its dense values
-                image = image.expand()
-        except STORAGE_ERRORS as error:  # a corrupt chunk: a problem to list
-            problems.append(f"{reader.path}: cannot read image {label} ({error})")
-            continue
-        summary = _image_values(image, layout)
-        if summary is not None:
-            values[label] = summary
-    return ProbsInfo(
-        reader.path,
-        "stacked array",
-        n,
-        str(reader.dtype),
-        tuple(reader.shape),
-        layout,
-        guess_layout(tuple(reader.shape[1:]), size),
-        int(reader.shape[class_axis(layout, 4)]),
-        values,
-    )
-
-
-def _files_info(probs: FileProbs, layout: Layout, size: tuple[int, int] | None) -> ProbsInfo:
-    ids = sorted(probs.files)
-    values: dict[str, ValueSummary] = {}
-    first: np.ndarray[Any, Any] | None = None
-    for image_id in _evenly(ids, VALUE_SAMPLE):
-        try:
-            array = probs.read(image_id)
-        except ImageError:
-            continue
-        first = array if first is None else first
-        summary = _image_values(array, layout)
-        if summary is not None:
-            values[image_id] = summary
-    shape = tuple(first.shape) if first is not None else ()
-    k = int(shape[class_axis(layout, 3)]) if len(shape) == 3 else 0
-    dtype = str(first.dtype) if first is not None else "?"
-    guess = guess_layout(shape, size)
-    return ProbsInfo(
-        probs.path, "per-image files", len(ids), dtype, shape, layout, guess, k, values
-    )
-
-
-def _open_probs(
-    probs: Path | str, layout: Layout, size: tuple[int, int] | None, problems: list[str]
-) -> tuple[ProbsInfo, list[str] | None]:
-    """Info about the probabilities and the ids they hold (None: by position only)."""
-    if not is_url(probs) and is_probs_folder(Path(probs)):
-        files = FileProbs.open(Path(probs))
-        return _files_info(files, layout, size), sorted(files.files)
-    reader = open_probs(probs)
-    return _stacked_info(reader, layout, size, problems), reader.image_ids
+    for index in sample_indices(len(dataset.ids), VALUE_SAMPLE):
+        raw = dataset.class_first_raw(index)
+        if raw is not None:
+            values[dataset.ids[index]] = summarize_values(raw)
+    if isinstance(dataset, StackedDataset) and dataset.reader is not None:
+        reader = dataset.reader
+        shape = tuple(int(n) for n in reader.shape)
+        kind, dtype, per_image = "stacked array", str(reader.dtype), shape[1:]
+    else:
+        first: Any = dataset.raw(range(0, 1))[0]
+        shape = () if isinstance(first, ImageError) else tuple(first.shape)
+        dtype = "?" if isinstance(first, ImageError) else str(getattr(first, "dtype", "compact"))
+        kind = "per-image files"
+        per_image = shape
+    guess = guess_layout(per_image, size) if len(per_image) == 3 else None
+    k = int(shape[class_axis(layout, len(shape))]) if len(shape) in (3, 4) else dataset.classes
+    return ProbsInfo(dataset.source, kind, len(dataset.ids), dtype, shape, layout, guess, k, values)
 
 
 def inspect_dataset(
-    labels: Path | None,
-    probs: Path | str | None,
+    spec: InputSpec,
     *,
-    ids: Path | None = None,
-    manifest: Path | None = None,
-    layout: Layout = Layout.NCHW,
-    classes: ClassesConfig | None = None,
     histogram_sample: int = HISTOGRAM_SAMPLE,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> InspectReport:
-    """Look at masks and probabilities without auditing; collect problems instead of raising."""
-    problems: list[str] = []
-    masks: dict[str, Path] = {}
-    prob_ids: list[str] | None = None
-    manifest_files: FileProbs | None = None
-    try:
-        if manifest is not None:
-            rows = read_manifest(manifest)
-            masks = {row.image_id: row.mask for row in rows}
-            prob_ids = [row.image_id for row in rows]
-            files = {row.image_id: row.probs_path for row in rows if row.probs_path is not None}
-            manifest_files = FileProbs(str(manifest), files) if files else None
-        elif labels is not None:
-            masks = mask_ids(labels)
-    except DatasetError as error:
-        problems.append(str(error))
-    decoder = MaskDecoder.from_config(classes)
-    names = sorted(masks)
+    """Open the inputs as ``score`` does (raising what it would raise), then describe them."""
+    inputs = open_inputs(spec)
+    dataset = inputs.dataset
+    ids = dataset.ids
+    headers = sample_indices(len(ids), HEADER_SAMPLE)
+    histogram_at = set(sample_indices(len(ids), histogram_sample))
+    total = len(headers) + len(histogram_at)
     sizes: Counter[tuple[int, int]] = Counter()
     modes: Counter[str] = Counter()
     unreadable: dict[str, str] = {}
-    headers = _evenly(names, HEADER_SAMPLE)
-    for image_id in headers:
+    done = 0
+    for index in headers:
         try:
-            with Image.open(masks[image_id]) as image:
+            with Image.open(dataset.masks[index]) as image:
                 sizes[(image.height, image.width)] += 1
                 modes[image.mode] += 1
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-            unreadable[image_id] = f"{masks[image_id]}: {error}"
+            unreadable[ids[index]] = f"{dataset.masks[index]}: {error}"
+        done += 1
+        if on_progress is not None and done % 50 == 0:
+            on_progress(STAGE, done, total)
     histogram: Counter[int] = Counter()
-    sampled = [i for i in _evenly(names, histogram_sample) if i not in unreadable]
-    for image_id in sampled:
-        try:
-            values, counts = np.unique(
-                read_mask(image_id, masks[image_id], decoder), return_counts=True
-            )
-        except (ImageError, DatasetError) as error:
-            unreadable[image_id] = str(error)
+    used = 0
+    for index in sorted(histogram_at):
+        done += 1
+        if on_progress is not None:
+            on_progress(STAGE, done, total)
+        if ids[index] in unreadable:
             continue
-        histogram.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
-    size = sizes.most_common(1)[0][0] if sizes else None
-    info: ProbsInfo | None = None
-    if manifest_files is not None:
-        info = _files_info(manifest_files, layout, size)
-    elif probs is not None:
         try:
-            info, held = _open_probs(probs, layout, size, problems)
-            if prob_ids is None:
-                prob_ids = read_ids_file(ids) if ids is not None else held
-            if prob_ids is None and info.images != len(names):
-                problems.append(
-                    f"{info.path}: holds {info.images} images but there are {len(names)} "
-                    "masks; give the order with --ids or use --manifest"
-                )
-        except DatasetError as error:
-            problems.append(str(error))
-    pairing = prob_ids if prob_ids is not None else names
-    counts = Counter(pairing)
-    mask_set = set(masks)
+            labels = read_mask(ids[index], dataset.masks[index], dataset.decoder)
+        except ImageError as error:
+            unreadable[ids[index]] = error.reason
+            continue
+        values, counts = np.unique(labels, return_counts=True)
+        histogram.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+        used += 1
+    if on_progress is not None:
+        on_progress(STAGE, total, total)
+    size = sizes.most_common(1)[0][0] if sizes else None
     return InspectReport(
-        masks=len(masks),
+        inputs=inputs,
+        masks=len(ids),
         mask_sizes=dict(sizes.most_common()),
         mask_modes=dict(modes.most_common()),
         headers_read=len(headers),
         class_histogram=dict(sorted(histogram.items())),
-        histogram_masks=len(sampled),
+        histogram_masks=used,
         unreadable=unreadable,
-        probs=info,
-        missing_masks=[i for i in counts if i not in mask_set],
-        extra_masks=sorted(mask_set - set(counts)) if probs is not None or manifest else [],
-        duplicate_ids=sorted(i for i, c in counts.items() if c > 1),
-        problems=problems,
+        probs=_probs_info(dataset, size),
+        pictures=sum(1 for p in dataset.images if p is not None),
+        pairing=inputs.pairing,
     )

@@ -236,6 +236,7 @@ def ranking_rows(
                 largest_region_predicted="" if region is None else name(region.largest_predicted),
                 valid_pixels=image.valid_pixels,
                 skipped=image.skipped or "",
+                agreement=image.agreement,
             )
         )
     return rows
@@ -260,6 +261,7 @@ def run_summary(
         "logits": spec.logits,
         "resize": spec.resize.value if spec.resize else "",
         "downsample": spec.downsample,
+        "pairing_check": spec.pairing_check,
         "top": options.top,
     }
     inputs = spec.provenance()
@@ -379,7 +381,7 @@ def score(options: ScoreOptions, on_progress: ProgressCallback | None = None) ->
         result.timings["total_seconds"] = time.perf_counter() - started
         rows = ranking_rows(result, classes, regions.summaries)
         hashes = {i: file_sha256(m) for i, m in zip(dataset.ids, dataset.masks, strict=True)}
-        summary = run_summary(result, options, classes, "")
+        summary = run_summary(result, replace(options, inputs=inputs.spec), classes, "")
         summary = replace(summary, run_id=_identity(rows, hashes, summary))
         regions.write(run, audited)
         run.write_ranking(rows)

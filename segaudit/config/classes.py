@@ -10,6 +10,13 @@ Schema (version 1)::
     classes:                    # list index = class id = channel in pred_probs
       - {name: road, color: [128, 64, 128]}
       - {name: sky}             # colour optional: a generated palette colour
+    files:                      # optional: how the dataset's files are named
+      masks: "*_gtFine_labelTrainIds.png"   # which files are masks; id = path minus the tail
+      images: "{id}_leftImg8bit.png"        # the picture of an id
+      probs_key: probs                      # the array of a per-image .npz
+
+The ``files`` values are defaults for ``--mask-pattern``, ``--image-pattern`` and
+``--probs-key`` (see :mod:`segaudit.config.naming`); the command line wins.
 
 Errors name the key path (``classes[3].color``); unknown keys are errors too, so a typo
 never silently does nothing. This module imports no YAML parser: readers and writers use
@@ -23,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from segaudit.config.naming import FileNames, image_pattern_problem, mask_pattern_problem
 from segaudit.config.schema import Schema
 
 SCHEMA_VERSION = 1
-_TOP_KEYS = {"version", "name", "ignore", "remap", "ignore_colors", "classes"}
+_TOP_KEYS = {"version", "name", "ignore", "remap", "ignore_colors", "classes", "files"}
+_FILES_KEYS = {"masks", "images", "probs_key"}
 _CLASS_KEYS = {"name", "color"}
 #: Mask values are at most 32-bit integers.
 _VALUE_RANGE = (-(2**31), 2**32 - 1)
@@ -44,6 +53,7 @@ class ClassesConfig:
     remap: dict[int, int] = field(default_factory=dict)
     name: str = ""
     ignore_colors: tuple[Color, ...] = ()
+    files: FileNames = field(default_factory=FileNames)
 
     @property
     def num_classes(self) -> int:
@@ -115,7 +125,25 @@ def parse_classes(path: Path, data: dict[str, Any]) -> ClassesConfig:
     )
     if ignore_colors and not ignore:
         raise schema.fail("ignore_colors", "needs at least one ignore value to read them as")
-    return ClassesConfig(tuple(names), tuple(colors), ignore, remap, name, ignore_colors)
+    files = _files(schema, data.get("files"))
+    return ClassesConfig(tuple(names), tuple(colors), ignore, remap, name, ignore_colors, files)
+
+
+def _files(schema: Schema, value: Any) -> FileNames:
+    """The optional ``files`` mapping: mask pattern, image template, .npz key."""
+    if value is None:
+        return FileNames()
+    value = schema.mapping("files", value, _FILES_KEYS)
+    masks = schema.text("files.masks", value.get("masks", ""), empty=True, limit=200)
+    images = schema.text("files.images", value.get("images", ""), empty=True, limit=200)
+    key = schema.text("files.probs_key", value.get("probs_key", ""), empty=True, limit=200)
+    for key_path, problem in (
+        ("files.masks", masks and mask_pattern_problem(masks)),
+        ("files.images", images and image_pattern_problem(images)),
+    ):
+        if problem:
+            raise schema.fail(key_path, problem)
+    return FileNames(masks, images, key)
 
 
 def load_classes(path: Path) -> ClassesConfig:

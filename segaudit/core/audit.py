@@ -117,6 +117,9 @@ class ImageRecord:
     top_predicted: int | None = None
     top_pair_pixels: int = 0
     skipped: str | None = None
+    #: Share of valid pixels where the model's class (argmax) is the given label: a mask
+    #: paired with another image's probabilities agrees far less than its neighbours.
+    agreement: float = math.nan
 
     @property
     def flagged_fraction(self) -> float:
@@ -392,11 +395,13 @@ def add_stats(
         disagree = digest.disagrees
         partial.confidence.update(digest.predicted[disagree], digest.max_prob[disagree])
         partial.exact &= digest.exact_keys
+    agreed = int(np.count_nonzero(digest.predicted[valid] == given))
     partial.records[image.index] = ImageRecord(
         image.index,
         image.image_id,
         softmin_score(self_conf, options.temperature),
         int(given.size),
+        agreement=agreed / given.size if given.size else math.nan,
     )
 
 
@@ -651,6 +656,7 @@ def image_records(total: int, stats: StatsPartial, flags: FlagPartial) -> list[I
                 given,
                 predicted,
                 pair,
+                agreement=record.agreement,
             )
         images.append(record)
     return images

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,7 +42,6 @@ CODE_MAX = 255
 _CODE_VALUES: NDArray[np.float16] = (np.arange(256, dtype=np.float64) / CODE_MAX).astype(np.float16)
 
 
-@runtime_checkable
 class CompactImage(Protocol):
     """One image's probabilities in a compact encoding; knows how to digest itself."""
 
@@ -82,12 +81,12 @@ def digest_probs(
 ) -> PixelDigest:
     """Digest dense probabilities, or ones made a band at a time (the unchanged path), or a
     compact image (its own digest)."""
-    if isinstance(probs, CompactImage):
-        return probs.digest(
-            image_id, labels, ignore, check_sums=check_sums, predict_below=predict_below
+    if isinstance(probs, np.ndarray | RowSource):
+        return digest_image(
+            image_id, labels, probs, ignore, check_sums=check_sums, predict_below=predict_below
         )
-    return digest_image(
-        image_id, labels, probs, ignore, check_sums=check_sums, predict_below=predict_below
+    return probs.digest(
+        image_id, labels, ignore, check_sums=check_sums, predict_below=predict_below
     )
 
 

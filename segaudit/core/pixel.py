@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -166,6 +166,7 @@ def _argmax_where(
     return predicted
 
 
+@runtime_checkable
 class RowSource(Protocol):
     """Probabilities (K, H, W) that are made a band of rows at a time, never as a whole
     (low-resolution logits upsampled and softmaxed: see :mod:`segaudit.io.transforms`).

@@ -14,8 +14,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from segaudit.config.builtin import resolve_classes
 from segaudit.config.classes import ClassesConfig, default_classes, load_classes
+from segaudit.config.naming import FileNames
 from segaudit.errors import DatasetError, ImageError
 from segaudit.io.manifest import read_manifest
 from segaudit.io.masks import MaskDecoder, mask_ids, utf8_id
@@ -25,6 +28,9 @@ from segaudit.io.probs import ProbsReader, is_url
 from segaudit.io.sources import open_probs
 from segaudit.io.store import StoreProbs
 from segaudit.io.transforms import ImageTransform, Layout, Resize, class_axis
+
+if TYPE_CHECKING:
+    from segaudit.io.pairing_check import PairingStats
 
 #: How many ids an error message lists before it says "and N more".
 LISTED_IDS = 10
@@ -47,6 +53,8 @@ class InputSpec:
     resize: Resize | None = None
     downsample: int = 1
     ignore: frozenset[int] | None = None  # None: the classes config's, else {255}
+    names: FileNames = field(default_factory=FileNames)  # patterns given on the command line
+    pairing_check: bool = True  # check that the probabilities belong to the masks
 
     @property
     def transform(self) -> ImageTransform:
@@ -61,6 +69,9 @@ class InputSpec:
             "ids": str(self.ids or ""),
             "images": str(self.images or ""),
             "classes": str(self.classes or ""),
+            "mask_pattern": self.names.masks,
+            "image_pattern": self.names.images,
+            "probs_key": self.names.probs_key,
         }
 
 
@@ -71,6 +82,7 @@ class Inputs:
     dataset: PairedDataset
     classes: ClassesConfig
     spec: InputSpec = field(default_factory=InputSpec)
+    pairing: PairingStats | None = None  # what the pairing check measured
 
 
 def listed(ids: Sequence[str]) -> str:
@@ -99,11 +111,28 @@ def _check_unique(ids: Sequence[str], source: str) -> None:
         raise DatasetError(f"{source}: duplicate image ids: {listed(duplicates)}")
 
 
+def _suffix_hint(missing: Sequence[str], have: Iterable[str]) -> str:
+    """When mask ids are the wanted ids plus a suffix (Cityscapes' ``_gtFine_labelIds``),
+    the mask pattern to pass."""
+    wanted = missing[0] + "_"
+    suffixes = sorted({h[len(missing[0]) :] for h in have if h.startswith(wanted)})
+    if not suffixes:
+        return ""
+    shown = ", ".join(f"'*{s}.png'" for s in suffixes[:4])
+    return (
+        f"; masks are named <id>{suffixes[0]}.png and the like: pass --mask-pattern with one "
+        f"of {shown}, or the dataset's classes config (segaudit configs)"
+    )
+
+
 def _check_pairing(ids: Sequence[str], found: Iterable[str], where: str, what: str) -> None:
     have = set(found)
     missing = [i for i in ids if i not in have]
     if missing:
-        raise DatasetError(f"{where}: no {what} for {len(missing)} image(s): {listed(missing)}")
+        raise DatasetError(
+            f"{where}: no {what} for {len(missing)} image(s): {listed(missing)}"
+            + _suffix_hint(missing, have)
+        )
     extra = sorted(have - set(ids))
     if extra:
         raise DatasetError(
@@ -112,13 +141,16 @@ def _check_pairing(ids: Sequence[str], found: Iterable[str], where: str, what: s
         )
 
 
-def _file_classes(files: list[Path], ids: list[str], layout: Layout, source: str) -> int:
+def _file_classes(
+    files: list[Path], ids: list[str], layout: Layout, source: str, key: str = ""
+) -> int:
     """K from the first per-image file (of three tried) that has three dimensions."""
     shapes = []
     for index in sorted({0, len(ids) // 2, len(ids) - 1}):
         try:
-            shape = load_probs_file(ids[index], files[index]).shape
-        except ImageError:
+            shape = load_probs_file(ids[index], files[index], key).shape
+        except ImageError as error:
+            shapes.append(error.reason)
             continue
         if len(shape) == 3:
             return int(shape[class_axis(layout, 3)])
@@ -138,24 +170,50 @@ def _stacked(
 
 
 def _files(
-    ids: list[str], masks: list[Path], files: list[Path], source: str, layout: Layout
+    ids: list[str],
+    masks: list[Path],
+    files: list[Path],
+    source: str,
+    layout: Layout,
+    key: str = "",
 ) -> FileDataset:
-    classes = _file_classes(files, ids, layout, source)
-    return FileDataset(ids, masks, source, classes, files=files)
+    classes = _file_classes(files, ids, layout, source, key)
+    return FileDataset(ids, masks, source, classes, files=files, probs_key=key)
 
 
-def _pair_folder(spec: InputSpec) -> PairedDataset:
+def _listed_ids(spec: InputSpec) -> list[str] | None:
+    """The ids of --ids (unique), or None without it."""
+    if spec.ids is None:
+        return None
+    ids = read_ids_file(spec.ids)
+    if not ids:
+        raise DatasetError(f"{spec.ids}: ids file lists no image id")
+    _check_unique(ids, str(spec.ids))
+    return ids
+
+
+def _require(ids: Sequence[str], found: Iterable[str], where: str, what: str, source: str) -> None:
+    """Every listed id has its file (extra files are not listed, so not audited)."""
+    have = set(found)
+    missing = [i for i in ids if i not in have]
+    if missing:
+        raise DatasetError(
+            f"{where}: no {what} for {len(missing)} id(s) listed in {source}: {listed(missing)}"
+        )
+
+
+def _pair_folder(spec: InputSpec, names: FileNames) -> PairedDataset:
     if spec.labels is None or spec.probs is None:
         raise DatasetError("give --labels and --probs, or a --manifest")
-    masks = mask_ids(spec.labels)
+    masks = mask_ids(spec.labels, names)
     layout = spec.layout
+    chosen = _listed_ids(spec)
     if not is_url(spec.probs) and is_probs_folder(Path(spec.probs)):
         probs = FileProbs.open(Path(spec.probs))
-        if spec.ids is not None:
-            ids = read_ids_file(spec.ids)
-            _check_unique(ids, str(spec.ids))
-            _check_pairing(ids, masks.keys(), str(spec.labels), "mask")
-            _check_pairing(ids, probs.files.keys(), probs.path, "probabilities file")
+        if chosen is not None:  # --ids selects and orders; unlisted files are ignored
+            ids = chosen
+            _require(ids, masks.keys(), str(spec.labels), "mask", str(spec.ids))
+            _require(ids, probs.files.keys(), probs.path, "probabilities file", str(spec.ids))
         else:
             ids = sorted(masks)
             unpaired = sorted(set(probs.files) - set(masks))
@@ -171,11 +229,19 @@ def _pair_folder(spec: InputSpec) -> PairedDataset:
                     f"{probs.path}: {listed(unpaired)}"
                 )
         files = [probs.files[i] for i in ids]
-        return _files(ids, [masks[i] for i in ids], files, probs.path, layout)
+        return _files(ids, [masks[i] for i in ids], files, probs.path, layout, names.probs_key)
     reader = open_probs(spec.probs)
     n = reader.shape[0]
-    if spec.ids is not None:
-        ids, source = read_ids_file(spec.ids), str(spec.ids)
+    if chosen is not None and reader.image_ids is not None:
+        # the array names its rows: --ids selects and orders them by id
+        rows_of = {image_id: row for row, image_id in enumerate(reader.image_ids)}
+        _check_unique(reader.image_ids, f"{reader.path} (image_ids attribute)")
+        _require(chosen, rows_of, reader.path, "probabilities row", str(spec.ids))
+        _require(chosen, masks.keys(), str(spec.labels), "mask", str(spec.ids))
+        rows = [rows_of[i] for i in chosen]
+        return _stacked(chosen, [masks[i] for i in chosen], reader, rows, layout)
+    if chosen is not None:
+        ids, source = chosen, str(spec.ids)
     elif reader.image_ids is not None:
         ids, source = reader.image_ids, f"{reader.path} (image_ids attribute)"
     else:
@@ -186,7 +252,10 @@ def _pair_folder(spec: InputSpec) -> PairedDataset:
             "give the probabilities' image order with --ids FILE (or use --manifest)"
         )
     _check_unique(ids, source)
-    _check_pairing(ids, masks.keys(), str(spec.labels), "mask")
+    if chosen is not None:  # the ids name the rows; masks not listed are not audited
+        _require(ids, masks.keys(), str(spec.labels), "mask", str(spec.ids))
+    else:
+        _check_pairing(ids, masks.keys(), str(spec.labels), "mask")
     return _stacked(list(ids), [masks[i] for i in ids], reader, list(range(n)), layout)
 
 
@@ -208,7 +277,7 @@ def _pair_manifest(spec: InputSpec, manifest: Path) -> PairedDataset:
             raise DatasetError(
                 f"{manifest}: probabilities file missing for {len(absent)} id(s): {listed(absent)}"
             )
-        dataset = _files(ids, masks, files, str(manifest), spec.layout)
+        dataset = _files(ids, masks, files, str(manifest), spec.layout, spec.names.probs_key)
     else:
         if spec.probs is None:
             raise DatasetError(
@@ -227,26 +296,66 @@ def _pair_manifest(spec: InputSpec, manifest: Path) -> PairedDataset:
     return dataset
 
 
-def pair(spec: InputSpec) -> PairedDataset:
-    """Pair masks with probabilities (no image read yet, default reading options)."""
+def pair(spec: InputSpec, names: FileNames | None = None) -> PairedDataset:
+    """Pair masks with probabilities (no image read yet, default reading options).
+    ``names``: the file naming to use (default: the command line's)."""
+    names = spec.names if names is None else names
     if spec.manifest is not None:
         if spec.labels is not None:
             raise DatasetError(
                 f"{spec.manifest}: the manifest names the masks; drop --labels {spec.labels}"
             )
-        return _pair_manifest(spec, spec.manifest)
-    return _pair_folder(spec)
+        if spec.ids is not None:
+            raise DatasetError(
+                f"{spec.manifest}: the manifest lists the ids; drop --ids {spec.ids}"
+            )
+        return _pair_manifest(replace(spec, names=names), spec.manifest)
+    return _pair_folder(spec, names)
+
+
+def _file_names(spec: InputSpec, config: ClassesConfig | None) -> FileNames:
+    """The command line's naming over the config's. A config's mask pattern that matches
+    nothing in --labels gives way to plain ``*.png`` (masks exported under their ids)."""
+    names = spec.names.over(config.files if config is not None else None)
+    if (
+        not spec.names.masks
+        and names.masks
+        and spec.labels is not None
+        and spec.labels.is_dir()
+        and not any(spec.labels.rglob(f"*{names.mask_tail}"))
+    ):
+        names = replace(names, masks="")
+    return names
+
+
+def _pictures(dataset: PairedDataset, folder: Path, names: FileNames) -> None:
+    """Each image's picture in --images; an error when the folder holds none of them
+    (--images would otherwise do nothing, silently)."""
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: --images folder not found")
+    pictures = [names.image_path(folder, i) for i in dataset.ids]
+    if dataset.images:  # a manifest's image column wins
+        pictures = [m or p for m, p in zip(dataset.images, pictures, strict=True)]
+    if not any(pictures):
+        example = (names.images or "{id}.png").replace("{id}", dataset.ids[0])
+        raise DatasetError(
+            f"{folder}: no picture found for any image (e.g. {folder / example}); give the "
+            "file names with --image-pattern, such as '{id}_leftImg8bit.png' or '{id}.jpg'"
+        )
+    dataset.images = pictures
 
 
 def open_inputs(spec: InputSpec, *, probe: bool = True) -> Inputs:
-    """Pair, check the classes config against the data, set how images are read, and probe
-    a few images (see the module doc). The classes: the config's, else numbered ones;
-    --ignore-index wins over the config's ignore values."""
-    config = load_classes(spec.classes) if spec.classes else None
+    """Pair, check the classes config against the data, set how images are read, probe
+    a few images and check that the probabilities belong to the masks (see the module
+    doc). The classes: the config's, else numbered ones; --ignore-index wins over the
+    config's ignore values."""
+    config = load_classes(resolve_classes(spec.classes)) if spec.classes else None
     ignore = spec.ignore
     if ignore is None:
         ignore = config.ignore if config is not None else frozenset({255})
-    dataset = pair(spec)
+    names = _file_names(spec, config)
+    dataset = pair(spec, names)
     if config is not None and config.num_classes != dataset.classes:
         axis = "last" if spec.layout is Layout.NHWC else "first"
         raise DatasetError(
@@ -259,13 +368,24 @@ def open_inputs(spec: InputSpec, *, probe: bool = True) -> Inputs:
     dataset.transform = spec.transform
     dataset.decoder = MaskDecoder.from_config(config, ignore)
     dataset.ignore = ignore
+    if spec.images is not None:
+        _pictures(dataset, spec.images, names)
+    pairing = None
     if probe:
         dataset.probe()
+        if spec.pairing_check:
+            from segaudit.io.pairing_check import check_pairing
+
+            pairing = check_pairing(dataset)
     classes = default_classes(dataset.classes, ignore) if config is None else config
-    return Inputs(dataset, replace(classes, ignore=ignore), spec)
+    return Inputs(dataset, replace(classes, ignore=ignore), replace(spec, names=names), pairing)
 
 
-def open_folder(labels: Path, probs: Path | str, ids: Path | None = None) -> PairedDataset:
+def open_folder(
+    labels: Path, probs: Path | str, ids: Path | None = None, *, pairing_check: bool = False
+) -> PairedDataset:
     """Masks named by id paired with probabilities, default reading options (for the
-    library and tests)."""
-    return open_inputs(InputSpec(labels=labels, probs=probs, ids=ids)).dataset
+    library and tests; the pairing check only on request: callers may hand over any
+    arrays, the CLI checks)."""
+    spec = InputSpec(labels=labels, probs=probs, ids=ids, pairing_check=pairing_check)
+    return open_inputs(spec).dataset

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
 from segaudit.config.classes import ClassesConfig, Color
+from segaudit.config.naming import FileNames
 from segaudit.errors import DatasetError, ImageError, ReadError
 
 MASK_SUFFIX = ".png"
@@ -47,17 +48,27 @@ def utf8_id(image_id: str, where: Path | str, path: Path | None = None) -> str:
     return image_id
 
 
-def mask_ids(folder: Path) -> dict[str, Path]:
-    """Map image id (path relative to ``folder`` without suffix, '/'-separated) to file."""
+def mask_ids(folder: Path, names: FileNames | None = None) -> dict[str, Path]:
+    """Map image id to mask file: the files under ``folder`` (sub-folders too) whose name
+    matches the mask pattern (default ``*.png``); the id is the '/'-separated path with the
+    pattern's tail removed (see :mod:`segaudit.config.naming`)."""
+    names = names or FileNames()
     if not folder.is_dir():
         raise DatasetError(f"{folder}: mask folder not found; pass the folder of PNG masks")
-    found = {
-        utf8_id(path.relative_to(folder).with_suffix("").as_posix(), folder, path): path
-        for path in sorted(folder.rglob(f"*{MASK_SUFFIX}"))
-        if path.is_file()
-    }
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob(f"*{names.mask_tail}")):
+        image_id = names.mask_id(path.relative_to(folder).as_posix())
+        if image_id and path.is_file():
+            found[utf8_id(image_id, folder, path)] = path
     if not found:
-        raise DatasetError(f"{folder}: no {MASK_SUFFIX} masks found (searched sub-folders too)")
+        others = sum(1 for p in folder.rglob(f"*{MASK_SUFFIX}") if p.is_file())
+        hint = (
+            f" ({others} other {MASK_SUFFIX} file(s) do not match; see --mask-pattern)"
+            if others
+            else ""
+        )
+        what = f"{MASK_SUFFIX} masks" if not names.masks else f"masks matching {names.masks!r}"
+        raise DatasetError(f"{folder}: no {what} found (searched sub-folders too){hint}")
     return found
 
 

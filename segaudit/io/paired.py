@@ -291,6 +291,7 @@ class FileDataset(PairedDataset):
     """Each image's probabilities are a file of their own (.npy or .npz)."""
 
     files: list[Path] = field(default_factory=list)
+    probs_key: str = ""  # the array of an .npz ("" : its only one, or a usual name)
 
     def blocks(self) -> Sequence[range]:
         return even_blocks(len(self.ids), FILES_PER_BLOCK)
@@ -330,7 +331,9 @@ class FileDataset(PairedDataset):
         out: list[Raw] = []
         for index in block:
             try:
-                out.append(np.asarray(load_probs_file(self.ids[index], self.files[index])))
+                out.append(
+                    np.asarray(load_probs_file(self.ids[index], self.files[index], self.probs_key))
+                )
             except ImageError as error:
                 out.append(error)
         return out

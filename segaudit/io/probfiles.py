@@ -49,11 +49,12 @@ def is_probs_folder(path: Path) -> bool:
     return any(p.suffix in PROBS_SUFFIXES for p in path.rglob("*"))
 
 
-def load_probs_file(image_id: str, path: Path) -> NDArray[np.floating]:
-    """One image's array from a .npy (memory-mapped) or .npz file, checked to be float."""
+def load_probs_file(image_id: str, path: Path, key: str = "") -> NDArray[np.floating]:
+    """One image's array from a .npy (memory-mapped) or .npz file, checked to be float.
+    ``key`` names the array of an .npz (default: its only array, or one of NPZ_KEYS)."""
     try:
         if path.suffix == ".npz":
-            array = _npz_array(image_id, path)
+            array = _npz_array(image_id, path, key)
         else:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ImageError:
@@ -69,16 +70,18 @@ def load_probs_file(image_id: str, path: Path) -> NDArray[np.floating]:
     return array
 
 
-def _npz_array(image_id: str, path: Path) -> NDArray[Any]:
+def _npz_array(image_id: str, path: Path, key: str = "") -> NDArray[Any]:
     with np.load(path, allow_pickle=False) as archive:
         names = list(archive.files)
-        for name in (*NPZ_KEYS, *(names if len(names) == 1 else ())):
+        tried = (key,) if key else (*NPZ_KEYS, *(names if len(names) == 1 else ()))
+        for name in tried:
             if name in names:
                 return np.asarray(archive[name])
+    expected = f"no array {key!r}" if key else f"none named {' / '.join(NPZ_KEYS)}"
     raise ImageError(
         image_id,
-        f"{path}: .npz holds {', '.join(names) or 'no arrays'}; expected one array or one "
-        f"named {' / '.join(NPZ_KEYS)}",
+        f"{path}: .npz holds {', '.join(names) or 'no arrays'} ({expected}); "
+        "name the array with --probs-key",
     )
 
 

@@ -61,6 +61,7 @@ RANKING_COLUMNS = (
     "largest_region_given",
     "largest_region_predicted",
     "valid_pixels",
+    "agreement",
     "skipped",
 )
 REGION_COLUMNS = (
@@ -169,6 +170,8 @@ class RankingRow:
     largest_region_predicted: str
     valid_pixels: int
     skipped: str
+    #: Share of valid pixels whose predicted class is the given one (NaN: no valid pixel).
+    agreement: float = math.nan
 
     def cells(self) -> list[str]:
         score = "" if math.isnan(self.label_quality) else f"{self.label_quality:.10g}"
@@ -186,6 +189,7 @@ class RankingRow:
             self.largest_region_given,
             self.largest_region_predicted,
             str(self.valid_pixels),
+            "" if math.isnan(self.agreement) else f"{self.agreement:.6g}",
             self.skipped,
         ]
 

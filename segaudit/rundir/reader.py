@@ -161,7 +161,20 @@ _SUMMARY_KEYS = (
     "skipped",
 )
 #: What summary.json's inputs and parameters may hold (score writes these).
-_INPUT_KEYS = frozenset({"labels", "probs", "manifest", "images", "classes", "calibration", "ids"})
+_INPUT_KEYS = frozenset(
+    {
+        "labels",
+        "probs",
+        "manifest",
+        "images",
+        "classes",
+        "calibration",
+        "ids",
+        "mask_pattern",
+        "image_pattern",
+        "probs_key",
+    }
+)
 _PARAMETER_KEYS = frozenset(
     {
         "temperature",
@@ -175,6 +188,7 @@ _PARAMETER_KEYS = frozenset(
         "downsample",
         "method",
         "top",
+        "pairing_check",
     }
 )
 _TIMING_KEYS = frozenset(
@@ -317,6 +331,7 @@ def read_ranking(folder: Path, summary: RunSummary) -> list[RankingRow]:
             largest_region_predicted=c.text("largest_region_predicted"),
             valid_pixels=c.count("valid_pixels"),
             skipped=c.text("skipped"),
+            agreement=c.number("agreement", low=0, high=1, empty=True),
         )
         if row.rank != len(rows) + 1:
             raise _fault(path, c.key("rank"), f"expected {len(rows) + 1}: ranks run 1, 2, 3, ...")
@@ -339,6 +354,8 @@ def read_ranking(folder: Path, summary: RunSummary) -> list[RankingRow]:
                 raise _fault(path, c.key(column), "not a class of the run")
         if row.skipped and not math.isnan(row.label_quality):
             raise _fault(path, c.key("label_quality"), "a skipped image has no score")
+        if row.skipped and not math.isnan(row.agreement):
+            raise _fault(path, c.key("agreement"), "a skipped image has no agreement")
         if rows and _order(row) < _order(rows[-1]):
             raise _fault(path, c.key("rank"), "rows are not in rank order (lowest score first)")
         rows.append(row)

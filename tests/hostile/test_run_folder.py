@@ -259,7 +259,7 @@ def test_sigterm_to_a_real_run(tmp_path: Path) -> None:
     command = [
         *segaudit_command(),
         *("score", "--labels", str(masks), "--probs", str(probs), "--out", str(out)),
-        *("--workers", "1"),
+        *("--workers", "1", "--no-pairing-check"),
     ]
     process = subprocess.Popen(
         command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
