@@ -81,7 +81,7 @@ EXPORT_VENV := build/venv-export
 export-check:
 	test -x $(EXPORT_VENV)/bin/python || $(PYTHON) -m venv $(EXPORT_VENV)
 	$(EXPORT_VENV)/bin/python -m pip install --quiet -e '.[export-check]'
-	SEGAUDIT_EXPORT_CHECK=1 $(EXPORT_VENV)/bin/python -m pytest -p no:cacheprovider tests/test_export_tools.py
+	SEGAUDIT_EXPORT_CHECK=1 $(EXPORT_VENV)/bin/python -m pytest -p no:cacheprovider tests/commands/test_export_tools.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,7 @@ from segaudit.errors import SegauditError
 from segaudit.io.inputs import InputSpec
 from segaudit.output.html import issue_sentence
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: An image id that is also HTML: it must reach the page as text.
 EVIL_ID = "a<script>alert(1)</script>"
 

@@ -30,8 +30,8 @@ from segaudit.export.cvat import ARCHIVE
 from segaudit.io.inputs import InputSpec
 from segaudit.io.masks import read_mask
 from segaudit.rundir import read_run
+from tests.commands.test_fixing import _given, _region_ids, invoke
 from tests.conftest import Example
-from tests.test_fixing import _given, _region_ids, invoke
 
 #: Set by .ci/run where the export-check venv must run these tests (`make test`, whose venv
 #: has the test extra only, skips them).

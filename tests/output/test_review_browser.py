@@ -19,8 +19,8 @@ from segaudit.commands.report import ReportRequest, build_report, collect
 from segaudit.config.review import check_review, load_review
 from segaudit.output.html import REGION_VIEW_LIMIT, region_priority
 from segaudit.rundir import read_run
-from tests.test_report import Run, make_run
-from tests.test_report_browser import CHROMIUM, browse, html_attributes
+from tests.output.test_report import Run, make_run
+from tests.output.test_report_browser import CHROMIUM, browse, html_attributes
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("sklearn")  # the benchmark's model; the test extra brings it (cleanlab)
 
-DETECTION = Path(__file__).resolve().parents[1] / "benchmarks" / "detection"
+DETECTION = Path(__file__).resolve().parents[2] / "benchmarks" / "detection"
 sys.path.insert(0, str(DETECTION))
 
 import data  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from segaudit.commands.report import ReportRequest, build_report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IMAGES = 5000
 
 

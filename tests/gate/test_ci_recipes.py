@@ -28,7 +28,7 @@ from segaudit.config.baseline import write_baseline
 from segaudit.config.classes import load_classes
 from segaudit.config.policy import load_policy
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "examples" / "ci"
 GATE_YAML = REPO / "configs" / "gate.yaml"
 #: A policy the whole example (errors included) meets: at most half the images score low.

@@ -29,7 +29,7 @@ from segaudit.config.policy import load_policy
 from segaudit.errors import ConfigError
 from segaudit.io.inputs import InputSpec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GATE_YAML = REPO / "configs" / "gate.yaml"
 SKY, BUILDING = 3, 2
 

@@ -61,7 +61,7 @@ def test_failed_run_leaves_no_empty_out_folder(tmp_path: Path) -> None:
 
 def test_gate_arguments_are_checked_before_scoring(example: Any, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    policy = Path(__file__).resolve().parents[1] / "configs" / "gate.yaml"
+    policy = Path(__file__).resolve().parents[2] / "configs" / "gate.yaml"
     result = run(*score_args(example, out), "--policy", policy, "--update-baseline")
     assert result.exit_code == 2 and "--baseline" in result.output
     assert not (out / "ranking.csv").exists()

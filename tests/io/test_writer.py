@@ -25,7 +25,7 @@ from segaudit.io.store import StoreProbs
 from segaudit.io.transforms import resize_probs, softmax
 from tests.conftest import synthetic_arrays, write_masks
 
-GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guide" / "probabilities.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide" / "probabilities.md"
 
 
 def _ids(n: int, start: int = 0) -> list[str]:

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from segaudit.commands.report import ReportRequest, build_report
-from tests.test_report import EVIL_ID, Run, make_run, parse, read_csv
+from tests.output.test_report import EVIL_ID, Run, make_run, parse, read_csv
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = (

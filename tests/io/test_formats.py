@@ -41,7 +41,7 @@ from segaudit.io.transforms import (
     softmax,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
@@ -659,7 +659,11 @@ def test_datasets_pickle_for_other_processes(tmp_path: Path, kind: str) -> None:
 def test_s3_without_s3fs_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    registry = sys.modules["fsspec.registry"]  # the module (fsspec.registry is its mapping)
+
     monkeypatch.setitem(sys.modules, "s3fs", None)  # as if not installed (the test extra has it)
+    # ... and not imported by an earlier test either: fsspec keeps the classes it loaded
+    monkeypatch.delitem(registry._registry, "s3", raising=False)
     stacked(tmp_path)
     with pytest.raises(DatasetError, match=r"segaudit\[remote\]"):
         open_folder(tmp_path / "masks", "s3://segaudit-test-bucket/probs.zarr")

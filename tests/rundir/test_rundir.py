@@ -17,7 +17,7 @@ from segaudit.cli import app
 from segaudit.errors import OutputError, RunFolderError
 from segaudit.rundir import RANKING_FILE, SUMMARY_FILE, RunWriter, read_run
 
-GATE = Path(__file__).resolve().parents[1] / "configs" / "gate.yaml"
+GATE = Path(__file__).resolve().parents[2] / "configs" / "gate.yaml"
 
 
 def invoke(*args: object) -> Any:

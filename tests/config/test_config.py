@@ -13,7 +13,7 @@ from segaudit.commands.validate import validate_config_file
 from segaudit.config.classes import load_classes
 from segaudit.errors import ConfigError
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 CLASS_CONFIGS = ["cityscapes.yaml", "cityscapes-labelids.yaml", "voc.yaml", "ade20k.yaml"]
 runner = CliRunner()
 

@@ -35,7 +35,7 @@ from segaudit.io.transforms import downsample_labels, mean_pool
 # The checks call segaudit directly on the unnormalised inputs; run() records warnings itself.
 pytestmark = pytest.mark.filterwarnings("ignore::segaudit.errors.ProbabilitySumWarning")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "guide" / "cleanlab.md"
 
 MODULES = {

@@ -30,7 +30,7 @@ def read_regions(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_example_module() -> ModuleType:

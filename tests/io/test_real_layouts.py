@@ -20,9 +20,9 @@ from segaudit.cli import app
 from segaudit.config.builtin import BUILTIN_DIR, builtin_configs, resolve_classes
 from segaudit.config.classes import load_classes
 from segaudit.errors import ConfigError
-from tests import replicas
+from tests.io import replicas
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
