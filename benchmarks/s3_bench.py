@@ -63,7 +63,8 @@ def seaweedfs() -> Iterator[dict[str, str] | None]:
         for i, name in enumerate(("master", "volume", "filer", "s3")):
             flags += [f"-{name}.port={ports[2 * i]}", f"-{name}.port.grpc={ports[2 * i + 1]}"]
         command = [
-            binary, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            binary, f"-logdir={root}", "server", f"-dir={root / 'data'}",
+            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-filer", "-s3", f"-s3.config={root / 's3.json'}", "-master.volumeSizeLimitMB=1024",
             "-volume.max=16", *flags,
         ]  # fmt: skip

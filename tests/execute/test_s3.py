@@ -122,6 +122,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     log = root / "weed.log"
     command = [
         binary,
+        f"-logdir={root}",  # weed's own log files stay in the test's folder, not /tmp
         "server",
         f"-dir={root / 'data'}",
         "-ip=127.0.0.1",
