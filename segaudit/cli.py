@@ -33,7 +33,10 @@ from segaudit.io.transforms import Layout, Resize
 
 app = typer.Typer(
     name="segaudit",
-    help="Find label errors in semantic-segmentation datasets and gate CI on label quality.",
+    help="Find label errors in semantic-segmentation datasets and gate CI on label quality.\n\n"
+    "Exit codes: 0 done (gate passed), 1 gate failed, 2 bad input or options (the message says "
+    "what and where), 3 unexpected error (please report it; --debug shows the traceback), "
+    "130 interrupted, 143 terminated. An interrupted run leaves earlier outputs as they were.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
