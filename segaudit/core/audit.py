@@ -339,26 +339,42 @@ def add_tiled_stats(
     k = partial.class_stats.num_classes
     own = StatsPartial(ClassStats(k), ScoreHistogram(), ConfidenceHistogram(k))
     softmin = RunningSoftmin(options.temperature)
-    valid_pixels = 0
+    valid_pixels = agreed = 0
     try:
         for _, digest in tiled_bands(digests, options, True):
-            valid = digest.valid
-            given, self_conf = digest.given[valid], digest.self_confidence[valid]
-            own.class_stats.update(given, self_conf)
-            if histograms:
-                own.scores.update(self_conf)
-                disagree = digest.disagrees
-                own.confidence.update(digest.predicted[disagree], digest.max_prob[disagree])
-                own.exact &= digest.exact_keys
+            self_conf, band_agreed = _add_pixels(own, digest, histograms)
             softmin.add(self_conf)
-            valid_pixels += int(given.size)
+            valid_pixels += int(self_conf.size)
+            agreed += band_agreed
     except ImageError as error:
         if options.strict:
             raise
         add_stats(partial, image, error, options)
         return
-    own.records[image.index] = ImageRecord(image.index, image.image_id, softmin.score, valid_pixels)
+    own.records[image.index] = ImageRecord(
+        image.index,
+        image.image_id,
+        softmin.score,
+        valid_pixels,
+        agreement=agreed / valid_pixels if valid_pixels else math.nan,
+    )
     partial.merge(own)
+
+
+def _add_pixels(
+    partial: StatsPartial, digest: PixelDigest, histograms: bool
+) -> tuple[NDArray[np.float64], int]:
+    """One image's (or band's) valid pixels into pass 1's accumulators; returns their
+    self-confidence and how many of them the model predicts as labelled."""
+    valid = digest.valid
+    given, self_conf = digest.given[valid], digest.self_confidence[valid]
+    partial.class_stats.update(given, self_conf)
+    if histograms:
+        partial.scores.update(self_conf)
+        disagree = digest.disagrees
+        partial.confidence.update(digest.predicted[disagree], digest.max_prob[disagree])
+        partial.exact &= digest.exact_keys
+    return self_conf, int(np.count_nonzero(digest.predicted[valid] == given))
 
 
 def stats_block(dataset: Dataset, block: range, options: AuditOptions) -> StatsPartial:
@@ -387,21 +403,13 @@ def add_stats(
             image.index, image.image_id, math.nan, 0, skipped=digest.reason
         )
         return
-    valid = digest.valid
-    given, self_conf = digest.given[valid], digest.self_confidence[valid]
-    partial.class_stats.update(given, self_conf)
-    if histograms:
-        partial.scores.update(self_conf)
-        disagree = digest.disagrees
-        partial.confidence.update(digest.predicted[disagree], digest.max_prob[disagree])
-        partial.exact &= digest.exact_keys
-    agreed = int(np.count_nonzero(digest.predicted[valid] == given))
+    self_conf, agreed = _add_pixels(partial, digest, histograms)
     partial.records[image.index] = ImageRecord(
         image.index,
         image.image_id,
         softmin_score(self_conf, options.temperature),
-        int(given.size),
-        agreement=agreed / given.size if given.size else math.nan,
+        int(self_conf.size),
+        agreement=agreed / self_conf.size if self_conf.size else math.nan,
     )
 
 

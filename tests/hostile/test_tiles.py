@@ -73,7 +73,7 @@ def test_tiled_run_equals_untiled_run(
     by_id = {row["image_id"]: row for row in banded["ranking"]}
     for row in whole["ranking"]:
         other = by_id[row["image_id"]]
-        for key in ("flagged_pixels", "valid_pixels", "top_given", "top_predicted"):
+        for key in ("flagged_pixels", "valid_pixels", "top_given", "top_predicted", "agreement"):
             assert row[key] == other[key], key
         assert math.isclose(
             float(row["label_quality"]), float(other["label_quality"]), rel_tol=SCORE_TOLERANCE
