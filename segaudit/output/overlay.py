@@ -24,11 +24,11 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 from segaudit.config.classes import ClassesConfig, Color
+from segaudit.config.naming import FileNames
 from segaudit.core.pixel import PixelDigest
 from segaudit.core.regions import Region, RegionOptions, find_regions
 from segaudit.output.atomic import atomic_path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 IGNORE_COLOR: Color = (0, 0, 0)
 #: Candidate issue colours; the one farthest from every class colour is used.
 ISSUE_CANDIDATES: tuple[Color, ...] = (
@@ -60,14 +60,9 @@ IMAGE_ERRORS: tuple[type[Exception], ...] = (
 
 
 def find_image(folder: Path | None, image_id: str) -> Path | None:
-    """The RGB image for an id: ``folder/<id>.<any image suffix>``."""
-    if folder is None:
-        return None
-    for suffix in IMAGE_SUFFIXES:
-        candidate = folder / f"{image_id}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+    """The RGB image for an id: ``folder/<id>.<any image suffix>`` (the default naming of
+    :class:`segaudit.config.naming.FileNames`)."""
+    return None if folder is None else FileNames().image_path(folder, image_id)
 
 
 def issue_color(colors: Collection[Color]) -> Color:
