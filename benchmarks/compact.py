@@ -33,13 +33,13 @@ from scipy.stats import spearmanr
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from segaudit.io.dataset import DatasetSpec, open_dataset  # noqa: E402
-from segaudit.parallel import open_executor  # noqa: E402
 from synth import generate  # noqa: E402
 
 from segaudit.commands.convert import ConvertRequest, convert, tree_bytes  # noqa: E402
 from segaudit.core.audit import AuditOptions, AuditResult, run_audit  # noqa: E402
 from segaudit.core.pixel import PixelDigest  # noqa: E402
+from segaudit.execute import open_executor  # noqa: E402
+from segaudit.io.inputs import InputSpec, open_inputs  # noqa: E402
 
 MB = 2**20
 TOP = 50
@@ -72,7 +72,7 @@ class Row:
 
 def _audit(masks: Path, probs: Path) -> tuple[AuditResult, NDArray[np.bool_], float]:
     """Score with the engine; every image's flagged mask, packed in one array."""
-    dataset = open_dataset(DatasetSpec(labels=masks, probs=probs))
+    dataset = open_inputs(InputSpec(labels=masks, probs=probs)).dataset
     flags: dict[int, NDArray[np.bool_]] = {}
 
     def keep(index: int, image_id: str, digest: PixelDigest, flagged: NDArray[np.bool_]) -> None:
