@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from segaudit.commands.check import GateRequest, check_gate_request, run_gate
+from segaudit.core.compact import MAX_TAIL_STRIDE, TAIL_STRIDE
 from segaudit.core.methods import METHODS
 from segaudit.errors import ExitCode, OptionError, SegauditError
 from segaudit.io.inputs import InputSpec
@@ -820,9 +821,18 @@ def convert(
         typer.Option(
             "--top-k",
             min=1,
-            help="Keep each pixel's K most likely classes; the rest of the mass is spread evenly over the others.",
+            help="Keep each pixel's K most likely classes; the rest of the mass is shared over the others by a coarse copy of all classes (see --tail-stride).",
         ),
     ] = None,
+    tail_stride: Annotated[
+        int,
+        typer.Option(
+            "--tail-stride",
+            min=0,
+            max=MAX_TAIL_STRIDE,
+            help="With --top-k: keep every class's mean over S x S pixel blocks, which decides how the rest of a pixel's mass is shared (a label outside the top K gets its share); 0 shares it evenly. Costs K*2/S^2 bytes a pixel.",
+        ),
+    ] = TAIL_STRIDE,
     dtype: Annotated[
         str,
         typer.Option(
@@ -844,7 +854,15 @@ def convert(
     from segaudit.commands.convert import convert as run_convert
 
     request = ConvertRequest(
-        _probs_location(probs) or probs, out_store, top_k, dtype, layout, logits, ids, overwrite
+        _probs_location(probs) or probs,
+        out_store,
+        top_k,
+        dtype,
+        layout,
+        logits,
+        ids,
+        overwrite,
+        tail_stride,
     )
     with progress_bars() as on_progress:
         outcome = run_convert(request, on_progress)

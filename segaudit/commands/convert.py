@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from segaudit.core.compact import TAIL_STRIDE
 from segaudit.errors import DatasetError, OutputError
 from segaudit.io.inputs import read_ids_file
 from segaudit.io.probfiles import FileProbs, is_probs_folder
@@ -48,6 +49,7 @@ class ConvertRequest:
     logits: bool = False
     ids: Path | None = None
     overwrite: bool = False
+    tail_stride: int = TAIL_STRIDE  # with top_k: the tail's block side (0: even sharing)
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ def convert(request: ConvertRequest, on_progress: ProgressCallback | None = None
             temp,
             dtype=request.dtype,
             top_k=request.top_k,
+            tail_stride=request.tail_stride,
             layout=request.layout,
             logits=request.logits,
             storage="per-image" if _is_folder(request) else "auto",

@@ -5,10 +5,14 @@ Two encodings keep a probabilities store small (see docs/guide/probabilities.md)
 - ``uint8``: each class's probability as an integer code c in 0..255, read as c / 255. A
   pixel's codes sum to exactly 255 (largest-remainder rounding, :func:`quantize`).
 - ``top-k``: per pixel the k most likely classes (ids; ties go to the lowest class) and
-  their probabilities (uint8 codes as above, or float16). The rest of the mass,
-  ``1 - sum(top k)``, is spread evenly over the K - k other classes: each of them has
-  probability ``rest / (K - k)``. So a label outside a pixel's top k gets that remainder as
-  its self-confidence, and only top-k classes are ever predicted.
+  their probabilities (uint8 codes as above, or float16), plus a coarse copy of every class:
+  the mean probability of each s×s block (the *tail*, float16, s = 8 by default). The rest
+  of the mass, ``rest = 1 - sum(top k)``, is shared over the K - k other classes in
+  proportion to their tail values at the pixel's block, ``rest * tail[c] / sum(tail of the
+  classes outside the pixel's top k)``, capped at the k-th stored probability (an outside
+  class is never more likely than a stored one). Without a tail (``tail_stride`` 0), or
+  where the outside classes have no tail mass, evenly: ``rest / (K - k)``. A label outside
+  a pixel's top k gets its share as its self-confidence; only top-k classes are predicted.
 
 Decoded values are rounded to float16 (each 1/255 step has its own float16 value), so the
 selection's histograms stay exact (no refine pass). A digest reads the stored k (or K, for
@@ -17,7 +21,7 @@ uint8) integer or float16 planes and makes H×W results only: no K float planes.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +42,11 @@ from segaudit.errors import ImageError, ProbabilityError
 
 #: The uint8 code of probability 1.
 CODE_MAX = 255
+#: Side of the pixel blocks a top-k store's tail averages over (issue 12: stride 8 keeps
+#: K=19 top-4 agreement high for 19 * 2 / 64 = 0.6 extra bytes a pixel).
+TAIL_STRIDE = 8
+#: Largest tail stride a store may claim (a block bigger than this is no longer local).
+MAX_TAIL_STRIDE = 1024
 #: float16 value of each uint8 code c: c / 255 rounded once.
 _CODE_VALUES: NDArray[np.float16] = (np.arange(256, dtype=np.float64) / CODE_MAX).astype(np.float16)
 
@@ -146,6 +155,24 @@ def encode_top_k(
     rest = np.clip(1.0 - values.sum(axis=0, dtype=np.float64), 0.0, None)
     quantized = quantize(np.concatenate([values.astype(np.float64), rest[None]], axis=0))
     return ids.astype(id_dtype), quantized[:k]
+
+
+def coarse_tail(probs: NDArray[np.floating], stride: int) -> NDArray[np.float16]:
+    """(K, ceil(H/s), ceil(W/s)): the mean probability of every class over each s×s block
+    (edge blocks: over the pixels they have), float16. Sums are made in float32."""
+    num_classes, h, w = probs.shape
+    rows, cols = np.arange(0, h, stride), np.arange(0, w, stride)
+    if not h or not w:
+        return np.zeros((num_classes, rows.size, cols.size), np.float16)
+    sums = np.add.reduceat(np.add.reduceat(probs, rows, axis=1, dtype=np.float32), cols, axis=2)
+    counts = np.minimum(stride, h - rows)[:, None] * np.minimum(stride, w - cols)[None, :]
+    means: NDArray[np.float16] = (sums / counts.astype(np.float32)).astype(np.float16)
+    return means
+
+
+def tail_shape(num_classes: int, h: int, w: int, stride: int) -> tuple[int, int, int]:
+    """The tail's shape for an H×W image."""
+    return num_classes, -(-h // stride), -(-w // stride)
 
 
 def class_id_dtype(num_classes: int) -> np.dtype[np.unsignedinteger]:
@@ -263,11 +290,14 @@ class QuantizedImage:
 @dataclass(frozen=True)
 class TopKImage:
     """Per pixel the k most likely class ids (k, H, W) and their probabilities (k, H, W):
-    uint8 codes or float16. The other K - k classes share the rest of the mass evenly."""
+    uint8 codes or float16; optionally the tail (K, ceil(H/s), ceil(W/s)) that shares out
+    the rest (module doc), else the other K - k classes share it evenly."""
 
     classes: NDArray[np.unsignedinteger]
     probs: NDArray[np.uint8] | NDArray[np.float16]
     total_classes: int
+    tail: NDArray[np.float16] | None = None
+    tail_stride: int = 0
 
     @property
     def num_classes(self) -> int:
@@ -282,8 +312,11 @@ class TopKImage:
     def k(self) -> int:
         return int(self.classes.shape[0])
 
-    def _values(self, image_id: str, check_sums: bool) -> tuple[NDArray[np.float16], ...]:
-        """The k stored probabilities as float16 planes, and the remainder plane."""
+    def _values(
+        self, image_id: str, check_sums: bool
+    ) -> tuple[NDArray[np.float16], NDArray[np.float32], NDArray[np.float16]]:
+        """The k stored probabilities as float16 planes, the rest of the mass (H, W), and
+        its even share over the other classes."""
         k, others = self.k, self.total_classes - self.k
         if self.classes.size and int(self.classes.max()) >= self.total_classes:
             raise ProbabilityError(
@@ -296,7 +329,9 @@ class TopKImage:
             if check_sums:
                 _check_sum(image_id, sample_pixels(sums[None])[0] / CODE_MAX, others > 0)
             values = _CODE_VALUES[self.probs]
-            rest = np.clip(CODE_MAX - sums, 0, None) / (CODE_MAX * max(others, 1))
+            left = np.clip(CODE_MAX - sums, 0, None)
+            rest = (left / CODE_MAX).astype(np.float32)
+            even = left / (CODE_MAX * max(others, 1))
         else:
             values = np.asarray(self.probs, dtype=np.float16)
             if not np.isfinite(values).all() or (values < 0).any():
@@ -305,10 +340,53 @@ class TopKImage:
             sums32 = np.add.reduce(values, axis=0, dtype=np.float32)
             if check_sums:
                 _check_sum(image_id, sample_pixels(sums32[None])[0], others > 0)
-            rest = np.clip(np.float32(1.0) - sums32, 0, None) / np.float32(max(others, 1))
+            rest = np.clip(np.float32(1.0) - sums32, 0, None)
+            even = rest / np.float32(max(others, 1))
         if others == 0:
-            rest = np.zeros_like(rest)
-        return values, rest.astype(np.float16)
+            rest, even = np.zeros_like(rest), np.zeros_like(even)
+        return values, rest, even.astype(np.float16)
+
+    def _outside(
+        self, image_id: str, values: NDArray[np.float16], rest: NDArray[np.float32],
+        even: NDArray[np.float16],
+    ) -> Callable[[NDArray[np.intp]], NDArray[np.float16]]:  # fmt: skip
+        """A function giving, per pixel, the probability of a class (H, W ids) on the
+        assumption that it is outside the pixel's top k: its share of the rest."""
+        if self.tail is None or self.total_classes == self.k:
+            return lambda wanted: even
+        num_classes, h, w = self.shape
+        stride = self.tail_stride
+        if stride < 1 or self.tail.shape != tail_shape(num_classes, h, w, stride):
+            raise ProbabilityError(
+                image_id,
+                f"tail is {self.tail.shape}, not {tail_shape(num_classes, h, w, max(stride, 1))} "
+                f"for stride {stride}; the store is damaged: write it again",
+            )
+        tail = self.tail.reshape(num_classes, -1).astype(np.float32)
+        if not np.isfinite(tail).all() or (tail < 0).any():
+            raise ProbabilityError(
+                image_id, "tail has NaN, infinite or negative values; the store is damaged"
+            )
+        cells = tail.shape[1]
+        cell = (np.arange(h, dtype=np.intp) // stride)[:, None] * -(-w // stride) + (
+            np.arange(w, dtype=np.intp) // stride
+        )[None, :]
+        flat = tail.reshape(-1)
+        outside = tail.sum(axis=0)[cell]
+        for j in range(self.k):
+            outside -= np.take(flat, self.classes[j].astype(np.intp) * cells + cell)
+        scale = np.divide(rest, outside, out=np.zeros_like(rest), where=outside > 0)
+        cap = np.minimum(values[-1].astype(np.float32), rest)
+        fallback = outside <= 0
+
+        def share(wanted: NDArray[np.intp]) -> NDArray[np.float16]:
+            estimate = np.take(flat, wanted * cells + cell) * scale
+            np.minimum(estimate, cap, out=estimate)
+            result: NDArray[np.float16] = estimate.astype(np.float16)
+            np.copyto(result, even, where=fallback)
+            return result
+
+        return share
 
     def digest(
         self,
@@ -321,8 +399,8 @@ class TopKImage:
     ) -> PixelDigest:
         num_classes, h, w = self.shape
         valid, given = _prepare(image_id, labels, (h, w), num_classes, ignore)
-        values, rest = self._values(image_id, check_sums)
-        self_conf = rest.copy()
+        values, rest, even = self._values(image_id, check_sums)
+        self_conf = self._outside(image_id, values, rest, even)(given).copy()
         top = values.max(axis=0)
         predicted = np.full((h, w), num_classes, dtype=np.intp)
         for j in range(self.k):
@@ -333,8 +411,12 @@ class TopKImage:
         return _finish(valid, given, predicted, self_conf, top, predict_below)
 
     def expand(self) -> NDArray[np.float16]:
-        values, rest = self._values("", check_sums=False)
-        dense = np.broadcast_to(rest, self.shape).copy()
+        values, rest, even = self._values("", check_sums=False)
+        share = self._outside("", values, rest, even)
+        num_classes, h, w = self.shape
+        dense = np.empty(self.shape, np.float16)
+        for c in range(num_classes):
+            dense[c] = share(np.full((h, w), c, dtype=np.intp))
         for j in range(self.k):
             np.put_along_axis(dense, self.classes[j][None].astype(np.intp), values[j][None], 0)
         return dense

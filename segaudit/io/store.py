@@ -3,8 +3,9 @@
 A store is a zarr v3 group whose attributes say what it holds:
 
 - ``segaudit_store``: format version (1);
-- ``encoding``: ``float16`` | ``float32`` | ``uint8`` | ``top-k``; ``top_k`` (k) and
-  ``probs_dtype`` (``uint8`` | ``float16``) for top-k; ``scale`` (1/255) for uint8 codes;
+- ``encoding``: ``float16`` | ``float32`` | ``uint8`` | ``top-k``; ``top_k`` (k),
+  ``probs_dtype`` (``uint8`` | ``float16``) and ``tail_stride`` (s; 0 or absent: no tail)
+  for top-k; ``scale`` (1/255) for uint8 codes;
 - ``layout``: ``stacked`` (arrays (N, ...), one image per chunk) or ``per-image`` (arrays
   ``images/<row>/probs`` and ``images/<row>/classes``, images of any size);
 - ``num_classes``, ``image_ids`` (optional), ``images`` (how many);
@@ -12,7 +13,8 @@ A store is a zarr v3 group whose attributes say what it holds:
 
 Arrays always hold probabilities (logits are softmaxed when written), class axis first:
 ``probs`` (N, K, H, W) for float16/float32/uint8, and for top-k ``classes`` (N, k, H, W)
-ids with ``probs`` (N, k, H, W) their probabilities (codes or float16).
+ids with ``probs`` (N, k, H, W) their probabilities (codes or float16) and, when
+``tail_stride`` is s > 0, ``tail`` (N, K, ceil(H/s), ceil(W/s)) float16 block means.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segaudit.core.compact import CompactImage, QuantizedImage, TopKImage
+from segaudit.core.compact import (
+    MAX_TAIL_STRIDE,
+    CompactImage,
+    QuantizedImage,
+    TopKImage,
+    tail_shape,
+)
 from segaudit.errors import DatasetError
 from segaudit.io.probs import OPEN_ERRORS, images_per_block
 from segaudit.io.transforms import ImageTransform, Layout
@@ -71,6 +79,19 @@ def _attribute(path: str, attrs: Any, name: str, kind: type) -> Any:
     return value
 
 
+def _check_tail(path: str, group: Any, expected: tuple[int, ...]) -> None:
+    """A stacked top-k store's tail array has the shape its attributes imply."""
+    try:
+        shape = tuple(group["tail"].shape)
+    except KeyError:
+        shape = ()
+    if shape != expected:
+        raise DatasetError(
+            f"{path}: tail array is {shape or 'missing'} but the attributes imply {expected}; "
+            "the store is damaged: write it again"
+        )
+
+
 @dataclass
 class StoreProbs:
     """Reads a segaudit store a block of rows at a time. Dense float stacked stores give an
@@ -85,6 +106,7 @@ class StoreProbs:
     encoding: str
     layout: str
     top_k: int | None
+    tail_stride: int
     _group: Any
 
     @classmethod
@@ -119,7 +141,7 @@ class StoreProbs:
                 f"{path}: unknown encoding {encoding!r} or layout {layout!r}; "
                 f"expected one of {', '.join(ENCODINGS)} and stacked / per-image"
             )
-        top = None
+        top, stride = None, 0
         if encoding == "top-k":
             top = _attribute(path, attrs, "top_k", int)
             if not 1 <= top <= k:
@@ -127,6 +149,13 @@ class StoreProbs:
                     f"{path}: top_k is {top} but the store has {k} classes; k must be "
                     "1..num_classes: the store is damaged, write it again"
                 )
+            if attrs.get("tail_stride") is not None:
+                stride = _attribute(path, attrs, "tail_stride", int)
+                if not 0 <= stride <= MAX_TAIL_STRIDE:
+                    raise DatasetError(
+                        f"{path}: tail_stride is {stride}, not 0..{MAX_TAIL_STRIDE}; the "
+                        "store is damaged: write it again"
+                    )
         ids = attrs.get("image_ids")
         image_ids = [str(i) for i in ids] if isinstance(ids, list) else None
         if image_ids is not None and len(image_ids) != n:
@@ -146,12 +175,16 @@ class StoreProbs:
                     f"{n} images of {planes} planes; the store is truncated: write it again"
                 )
             h, w = int(probs.shape[2]), int(probs.shape[3])
+            if stride:
+                _check_tail(path, group, (n, *tail_shape(k, h, w, stride)))
             dtype = np.dtype(probs.dtype)
             stored = (n, planes * (2 if encoding == "top-k" else 1), h, w)
             block = images_per_block(stored, dtype, int(probs.chunks[0]))
         elif encoding in DENSE_FLOATS:
             dtype = np.dtype(encoding)
-        return cls(path, (n, k, h, w), dtype, block, image_ids, encoding, layout, top, group)
+        return cls(
+            path, (n, k, h, w), dtype, block, image_ids, encoding, layout, top, stride, group
+        )
 
     @property
     def num_classes(self) -> int:
@@ -172,8 +205,17 @@ class StoreProbs:
             if self.encoding == "uint8":
                 return [QuantizedImage(codes) for codes in probs]
             classes = np.asarray(self._group["classes"][start:stop])
-            return [TopKImage(c, p, self.num_classes) for c, p in zip(classes, probs, strict=True)]
+            tails = np.asarray(self._group["tail"][start:stop]) if self.tail_stride else None
+            return [
+                self._top_k(c, p, tails[i] if tails is not None else None)
+                for i, (c, p) in enumerate(zip(classes, probs, strict=True))
+            ]
         return [self._read_one(row) for row in range(start, stop)]
+
+    def _top_k(
+        self, classes: NDArray[Any], probs: NDArray[Any], tail: NDArray[Any] | None
+    ) -> TopKImage:
+        return TopKImage(classes, probs, self.num_classes, tail, self.tail_stride)
 
     def read_rows(self, row: int, axis: int, top: int, bottom: int) -> NDArray[np.floating]:
         """Rows ``top``..``bottom`` of one image of a dense stacked store (a large image read
@@ -190,13 +232,21 @@ class StoreProbs:
         return int(self.shape[2]) if axis == 1 else int(self.shape[1])
 
     def _read_one(self, row: int) -> NDArray[np.floating] | CompactImage:
-        group = self._group[image_group(row)]
-        probs = np.asarray(group["probs"][...])
-        if self.encoding in DENSE_FLOATS:
-            return probs
-        if self.encoding == "uint8":
-            return QuantizedImage(probs)
-        return TopKImage(np.asarray(group["classes"][...]), probs, self.num_classes)
+        try:  # a missing array is damage (ValueError: a storage error, the image is skipped)
+            group = self._group[image_group(row)]
+            probs = np.asarray(group["probs"][...])
+            if self.encoding in DENSE_FLOATS:
+                return probs
+            if self.encoding == "uint8":
+                return QuantizedImage(probs)
+            classes = np.asarray(group["classes"][...])
+            tail = np.asarray(group["tail"][...]) if self.tail_stride else None
+        except KeyError as missing:
+            raise ValueError(
+                f"{self.path}: image row {row} lacks its {missing} array; the store is "
+                "damaged or truncated: write it again"
+            ) from None
+        return self._top_k(classes, probs, tail)
 
     def check_transform(self, transform: ImageTransform) -> None:
         """Refuse options that do not apply to a store: it holds probabilities, class axis

@@ -24,7 +24,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segaudit.core.compact import CODE_MAX, class_id_dtype, encode_top_k, quantize
+from segaudit.core.compact import (
+    CODE_MAX,
+    MAX_TAIL_STRIDE,
+    TAIL_STRIDE,
+    class_id_dtype,
+    coarse_tail,
+    encode_top_k,
+    quantize,
+)
 from segaudit.errors import OptionError, OutputError
 from segaudit.io.store import (
     FORMAT_KEY,
@@ -45,7 +53,9 @@ class ProbsWriter:
     """Appends batches of probabilities (or logits) to a new zarr store; a context manager.
 
     ``dtype``: ``float16`` (default), ``float32`` or ``uint8`` (1/255 steps). ``top_k``: keep
-    only each pixel's k most likely classes (probabilities as ``dtype``: float16 or uint8).
+    only each pixel's k most likely classes (probabilities as ``dtype``: float16 or uint8) and
+    the tail: every class's mean over ``tail_stride``-pixel blocks, which shares out the rest
+    of each pixel's mass (0: share it evenly; see :mod:`segaudit.core.compact`).
     ``logits``: the batches are logits; a softmax over classes is applied before storing,
     so the store always holds probabilities. ``storage``: ``stacked`` (one (N, ...) array,
     every image the same size), ``per-image`` (images of any size), or ``auto``: stacked
@@ -58,6 +68,7 @@ class ProbsWriter:
         *,
         dtype: str = "float16",
         top_k: int | None = None,
+        tail_stride: int = TAIL_STRIDE,
         layout: Layout | str = Layout.NCHW,
         logits: bool = False,
         storage: str = "auto",
@@ -80,9 +91,12 @@ class ProbsWriter:
                 raise OptionError("top_k stores probabilities as float16 or uint8, not float32")
             if num_classes is not None and top_k > num_classes:
                 raise OptionError(f"top_k={top_k} is more than the {num_classes} classes")
+            if not 0 <= tail_stride <= MAX_TAIL_STRIDE:
+                raise OptionError(f"tail_stride must be 0..{MAX_TAIL_STRIDE}, got {tail_stride}")
         self.path = Path(path)
         self.dtype = dtype
         self.top_k = top_k
+        self.tail_stride = tail_stride if top_k is not None else 0
         self.layout = Layout(layout)
         self.logits = logits
         self.storage = storage
@@ -104,7 +118,7 @@ class ProbsWriter:
             "softmax_applied": logits,
         }
         if top_k is not None:
-            attrs |= {"top_k": top_k, "probs_dtype": dtype}
+            attrs |= {"top_k": top_k, "probs_dtype": dtype, "tail_stride": self.tail_stride}
         if dtype == "uint8":
             attrs["scale"] = 1 / CODE_MAX
         try:
@@ -273,7 +287,10 @@ class ProbsWriter:
         for top in range(0, h, rows):
             ids, values = encode_top_k(probs[:, top : top + rows], self.top_k, as_codes)
             classes[:, top : top + rows], stored[:, top : top + rows] = ids, values
-        return {"classes": classes, "probs": stored}
+        encoded = {"classes": classes, "probs": stored}
+        if self.tail_stride:
+            encoded["tail"] = coarse_tail(probs, self.tail_stride)
+        return encoded
 
     # ------------------------------------------------------------------ writing
 

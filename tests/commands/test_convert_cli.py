@@ -63,6 +63,32 @@ def test_convert_then_score(tmp_path: Path) -> None:
     assert sorted(r["image_id"] for r in _ranking(tmp_path / "run")) == IDS
 
 
+def test_tail_stride_sets_how_the_rest_is_shared(tmp_path: Path) -> None:
+    """--tail-stride 0: the rest shared evenly, no tail array; the default keeps a tail,
+    and the two stores give outside labels different self-confidences."""
+    _data(tmp_path, k=6)
+    stores = {}
+    for stride in (0, 4):
+        out = tmp_path / f"s{stride}.zarr"
+        result = invoke(
+            "convert", "--probs", tmp_path / "probs.npy", "--out", out, "--top-k", 2,
+            "--tail-stride", stride,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        store = StoreProbs.open(str(out))
+        assert store is not None and store.tail_stride == stride
+        assert ("tail" in zarr.open_group(str(out), mode="r")) is (stride > 0)
+        stores[stride] = store.read(0, 1)[0]
+    labels = np.zeros((12, 16), np.uint8)
+    even, shared = (stores[s].digest("x", labels).self_confidence for s in (0, 4))  # type: ignore[union-attr]
+    assert not np.array_equal(even, shared)
+    bad = invoke(
+        "convert", "--probs", tmp_path / "probs.npy", "--out", tmp_path / "bad.zarr",
+        "--top-k", 2, "--tail-stride", -1,
+    )  # fmt: skip
+    assert bad.exit_code == 2 and not (tmp_path / "bad.zarr").exists()
+
+
 def _ids_file(tmp_path: Path) -> Path:
     path = tmp_path / "ids.txt"
     path.write_text("\n".join(IDS) + "\n")

@@ -18,6 +18,7 @@ from segaudit.core.compact import (
     CODE_MAX,
     QuantizedImage,
     TopKImage,
+    coarse_tail,
     encode_top_k,
     quantize,
     top_k,
@@ -125,6 +126,109 @@ def test_top_k_digest_follows_the_remainder_rule() -> None:
         rest = np.take_along_axis(outside_value, labels.astype(np.intp)[None] % 8, 0)[0]
         valid = labels != 255
         np.testing.assert_array_equal(digest.self_confidence[valid], rest[valid])
+
+
+def test_coarse_tail_is_the_block_mean_edges_included() -> None:
+    rng = np.random.default_rng(11)
+    probs = rng.dirichlet(np.ones(3), size=(7, 10)).transpose(2, 0, 1)
+    tail = coarse_tail(probs, 4)
+    assert tail.shape == (3, 2, 3) and tail.dtype == np.float16
+    for i, rows in enumerate((slice(0, 4), slice(4, 7))):
+        for j, cols in enumerate((slice(0, 4), slice(4, 8), slice(8, 10))):
+            expected = probs[:, rows, cols].mean(axis=(1, 2)).astype(np.float16)
+            np.testing.assert_array_equal(tail[:, i, j], expected)
+
+
+def _shared_by_hand(
+    image: TopKImage, labels: NDArray[np.integer], stride: int
+) -> NDArray[np.float64]:
+    """The tail rule, pixel by pixel: rest * tail[label] / (tail of the classes outside
+    the pixel's top k), capped at the k-th stored value; evenly without tail mass."""
+    assert image.tail is not None
+    k, num_classes = image.k, image.total_classes
+    values = image.expand()  # only its top-k entries are used here
+    h, w = labels.shape
+    out = np.zeros((h, w))
+    for y in range(h):
+        for x in range(w):
+            ids = [int(c) for c in image.classes[:, y, x]]
+            stored = [float(values[c, y, x]) for c in ids]
+            rest = float(np.float32(1) - np.float32(sum(np.float32(v) for v in stored)))
+            if image.probs.dtype == np.uint8:
+                rest = max(0, CODE_MAX - int(image.probs[:, y, x].sum(dtype=np.int64))) / CODE_MAX
+            cell = image.tail[:, y // stride, x // stride].astype(np.float64)
+            outside = sum(cell[c] for c in range(num_classes) if c not in ids)
+            label = int(labels[y, x])
+            if outside > 0:
+                out[y, x] = min(rest * cell[label] / outside, stored[-1], rest)
+            else:
+                out[y, x] = rest / (num_classes - k)
+    return out
+
+
+@pytest.mark.parametrize("codes", [False, True])
+def test_top_k_with_a_tail_shares_the_rest_by_the_tail(codes: bool) -> None:
+    """A label outside the top k gets its tail share of the rest (computed here by hand,
+    to float16), and the digest is the dense digest of what expand() gives."""
+    labels, probs = _labelled(12, 9, h=11, w=14)
+    ids, stored = encode_top_k(probs, 3, codes=codes)
+    image = TopKImage(ids, stored, 9, coarse_tail(probs, 4), 4)
+    digest = image.digest("x", labels, {255})
+    dense = image.expand()
+    np.testing.assert_allclose(dense.sum(axis=0, dtype=np.float64), 1.0, atol=1e-2)
+    expected = digest_image("x", labels, dense, {255}, check_sums=False)
+    np.testing.assert_array_equal(digest.self_confidence, expected.self_confidence)
+    np.testing.assert_array_equal(digest.max_prob, expected.max_prob)
+    valid = labels != 255
+    inside = (ids == np.where(valid, labels, 0)[None]).any(axis=0)
+    outside = valid & ~inside
+    assert outside.sum() > 20
+    by_hand = _shared_by_hand(image, np.where(valid, labels, 0), 4)
+    np.testing.assert_allclose(
+        digest.self_confidence[outside], by_hand[outside], rtol=2e-3, atol=1e-7
+    )
+
+
+def test_where_probabilities_are_smooth_the_tail_recovers_outside_labels() -> None:
+    """Probabilities constant over 4x4 blocks (as upsampled model output nearly is): the
+    share of an outside label is its probability, to float16; the even share is far off."""
+    rng = np.random.default_rng(18)
+    coarse = rng.dirichlet(np.full(9, 0.3), size=(3, 4)).transpose(2, 0, 1)
+    probs = np.repeat(np.repeat(coarse, 4, axis=1), 4, axis=2)
+    labels = rng.integers(0, 9, size=(12, 16)).astype(np.uint8)
+    ids, stored = encode_top_k(probs, 3, codes=False)
+    outside = ~(ids == labels[None]).any(axis=0)
+    truth = np.take_along_axis(probs, labels[None].astype(np.intp), 0)[0]
+    shared = TopKImage(ids, stored, 9, coarse_tail(probs, 4), 4).digest("x", labels)
+    even = TopKImage(ids, stored, 9).digest("x", labels)
+    tail_error = np.abs(shared.self_confidence - truth)[outside]
+    even_error = np.abs(even.self_confidence - truth)[outside]
+    assert outside.sum() > 50
+    assert tail_error.max() < 2e-3 * max(truth[outside].max(), 1e-3) + 1e-4
+    assert even_error.mean() > 10 * tail_error.mean()
+
+
+def test_a_tail_with_no_mass_outside_falls_back_to_the_even_share() -> None:
+    labels, probs = _labelled(13, 5)
+    ids, stored = encode_top_k(probs, 2, codes=True)
+    tail = np.zeros((5, 3, 4), np.float16)  # 9x13 at stride 4
+    shared = TopKImage(ids, stored, 5, tail, 4).digest("x", labels, {255})
+    even = TopKImage(ids, stored, 5).digest("x", labels, {255})
+    np.testing.assert_array_equal(shared.self_confidence, even.self_confidence)
+
+
+def test_damaged_tails_are_refused() -> None:
+    labels, probs = _labelled(14, 5)
+    ids, stored = encode_top_k(probs, 2, codes=True)
+    tail = coarse_tail(probs, 4)
+    with pytest.raises(ProbabilityError, match="tail is"):
+        TopKImage(ids, stored, 5, tail[:, :2], 4).digest("x", labels, {255})
+    with pytest.raises(ProbabilityError, match="tail is"):
+        TopKImage(ids, stored, 5, tail, 8).digest("x", labels, {255})
+    nan = tail.copy()
+    nan[1, 0, 0] = np.nan  # a missing chunk's fill
+    with pytest.raises(ProbabilityError, match="tail has NaN"):
+        TopKImage(ids, stored, 5, nan, 4).digest("x", labels, {255})
 
 
 def test_damaged_compact_images_are_refused() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import sys
 import types
 from dataclasses import replace
@@ -230,6 +231,56 @@ def test_store_attributes_that_do_not_add_up_are_refused(tmp_path: Path) -> None
     group.attrs["images"] = 3  # truncated: the arrays hold 2
     with pytest.raises(DatasetError, match=r"ids for 3 images|truncated"):
         open_probs(tmp_path / "p.zarr")
+
+
+def test_top_k_stores_keep_a_tail_unless_told_not_to(tmp_path: Path) -> None:
+    data = synthetic_arrays(15, n=3, k=6, h=10, w=13)
+    with ProbsWriter(tmp_path / "t.zarr", top_k=2, dtype="uint8", tail_stride=4) as writer:
+        writer.append(data.probs, ids=["a", "b", "c"])
+    group = zarr.open_group(str(tmp_path / "t.zarr"), mode="r")
+    assert group.attrs["tail_stride"] == 4
+    assert group["tail"].shape == (3, 6, 3, 4) and group["tail"].dtype == np.float16
+    reader = open_probs(tmp_path / "t.zarr")
+    assert isinstance(reader, StoreProbs) and reader.tail_stride == 4
+    with ProbsWriter(tmp_path / "e.zarr", top_k=2, dtype="uint8", tail_stride=0) as writer:
+        writer.append(data.probs, ids=["a", "b", "c"])
+    assert "tail" not in zarr.open_group(str(tmp_path / "e.zarr"), mode="r")
+    with pytest.raises(OptionError, match="tail_stride"):
+        ProbsWriter(tmp_path / "x.zarr", top_k=2, tail_stride=-1)
+
+
+def test_a_top_k_store_whose_tail_does_not_fit_is_refused(tmp_path: Path) -> None:
+    data = synthetic_arrays(16, n=2, k=4, h=10, w=13)
+    with ProbsWriter(tmp_path / "p.zarr", top_k=2, tail_stride=4) as writer:
+        writer.append(data.probs, ids=["a", "b"])
+    group = zarr.open_group(str(tmp_path / "p.zarr"), mode="r+")
+    group.attrs["tail_stride"] = 2  # the tail array was made for 4
+    with pytest.raises(DatasetError, match="tail array is"):
+        open_probs(tmp_path / "p.zarr")
+    group.attrs["tail_stride"] = 10**9
+    with pytest.raises(DatasetError, match="tail_stride is"):
+        open_probs(tmp_path / "p.zarr")
+    group.attrs["tail_stride"] = "8"
+    with pytest.raises(DatasetError, match="tail_stride"):
+        open_probs(tmp_path / "p.zarr")
+
+
+def test_a_per_image_store_without_its_tail_skips_that_image(tmp_path: Path) -> None:
+    rng = np.random.default_rng(17)
+    sizes = [(6, 8), (5, 9)]
+    probs = [rng.dirichlet(np.ones(4), size=s).transpose(2, 0, 1) for s in sizes]
+    labels = [rng.integers(0, 4, size=s).astype(np.uint8) for s in sizes]
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i, image_id in enumerate(["a", "b"]):
+        write_masks(masks, [image_id], labels[i][None])
+    with ProbsWriter(tmp_path / "p.zarr", top_k=2, dtype="uint8") as writer:
+        writer.append(probs, ids=["a", "b"])
+    shutil.rmtree(tmp_path / "p.zarr" / "images" / "1" / "tail")
+    spec = InputSpec(labels=masks, probs=tmp_path / "p.zarr", pairing_check=False)
+    result = run_audit(open_inputs(spec).dataset)
+    skipped = {r.image_id: r.skipped for r in result.images if r.skipped}
+    assert list(skipped) == ["b"] and "tail" in str(skipped["b"])
 
 
 def test_score_options_that_do_not_apply_to_a_store(tmp_path: Path) -> None:
