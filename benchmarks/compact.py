@@ -7,8 +7,9 @@ an error is usually deep in the tail: the worst case for top-k); the detection b
 (benchmarks/detection, K=10: out-of-fold probabilities of a trained model, the errors of Lad
 & Mueller 2023; needs scikit-learn, the ``bench`` extra); and the bundled example
 (examples/make_example.py, K=6). It converts the float16 probabilities with ``segaudit
-convert`` (library call) to each encoding ("even": top-k without the tail, the rest shared
-evenly), scores every store with the same engine and compares each run with the run on the
+convert`` (library call) to each encoding (top-k with the default tail: 8x8 blocks up to 64
+classes, none above; "even": no tail, the rest shared evenly; "tail": a tail where the
+default has none), scores every store with the same engine and compares each run with the run on the
 original float16 .npy:
 
 - size: the store's bytes against the float16 store (same chunks, same zstd);
@@ -41,7 +42,6 @@ from synth import generate  # noqa: E402
 
 from segaudit.commands.convert import ConvertRequest, convert, tree_bytes  # noqa: E402
 from segaudit.core.audit import AuditOptions, AuditResult, run_audit  # noqa: E402
-from segaudit.core.compact import TAIL_STRIDE  # noqa: E402
 from segaudit.core.pixel import PixelDigest  # noqa: E402
 from segaudit.execute import open_executor  # noqa: E402
 from segaudit.io.inputs import InputSpec, open_inputs  # noqa: E402
@@ -59,7 +59,8 @@ class Case:
     images: int
     height: int
     width: int
-    encodings: tuple[tuple[str, int | None, str, int], ...]  # (name, top_k, dtype, tail)
+    # (name, top_k, dtype, tail stride: None the default for K, 0 none)
+    encodings: tuple[tuple[str, int | None, str, int | None], ...]
 
 
 @dataclass(frozen=True)
@@ -205,28 +206,27 @@ def _has_sklearn() -> bool:
 
 
 def cases(images: int) -> list[Case]:
-    t = TAIL_STRIDE
     encodings19 = (
-        ("float16", None, "float16", t),
-        ("uint8", None, "uint8", t),
-        ("top-4 float16", 4, "float16", t),
-        ("top-4 uint8", 4, "uint8", t),
+        ("float16", None, "float16", None),
+        ("uint8", None, "uint8", None),
+        ("top-4 float16", 4, "float16", None),
+        ("top-4 uint8", 4, "uint8", None),
         ("top-4 uint8 even", 4, "uint8", 0),
-        ("top-8 uint8", 8, "uint8", t),
+        ("top-8 uint8", 8, "uint8", None),
     )
     encodings150 = (
-        ("float16", None, "float16", t),
-        ("uint8", None, "uint8", t),
-        ("top-5 uint8", 5, "uint8", t),
-        ("top-5 uint8 even", 5, "uint8", 0),
+        ("float16", None, "float16", None),
+        ("uint8", None, "uint8", None),
+        ("top-5 uint8", 5, "uint8", None),
+        ("top-5 uint8 tail", 5, "uint8", 8),
     )
     small = (
-        ("float16", None, "float16", t),
-        ("uint8", None, "uint8", t),
-        ("top-2 uint8", 2, "uint8", t),
-        ("top-3 uint8", 3, "uint8", t),
+        ("float16", None, "float16", None),
+        ("uint8", None, "uint8", None),
+        ("top-2 uint8", 2, "uint8", None),
+        ("top-3 uint8", 3, "uint8", None),
         ("top-3 uint8 even", 3, "uint8", 0),
-        ("top-4 uint8", 4, "uint8", t),
+        ("top-4 uint8", 4, "uint8", None),
     )
     return [
         Case("synthetic", 19, images, 256, 512, encodings19),

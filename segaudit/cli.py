@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from segaudit.commands.check import GateRequest, check_gate_request, run_gate
-from segaudit.core.compact import MAX_TAIL_STRIDE, TAIL_STRIDE
+from segaudit.core.compact import MAX_TAIL_STRIDE, TAIL_MAX_CLASSES, TAIL_STRIDE
 from segaudit.core.methods import METHODS
 from segaudit.errors import ExitCode, OptionError, SegauditError
 from segaudit.io.inputs import InputSpec
@@ -825,14 +825,15 @@ def convert(
         ),
     ] = None,
     tail_stride: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--tail-stride",
             min=0,
             max=MAX_TAIL_STRIDE,
-            help="With --top-k: keep every class's mean over S x S pixel blocks, which decides how the rest of a pixel's mass is shared (a label outside the top K gets its share); 0 shares it evenly. Costs K*2/S^2 bytes a pixel.",
+            show_default=False,
+            help=f"With --top-k: keep every class's mean over S x S pixel blocks, which decides how the rest of a pixel's mass is shared (a label outside the top K gets its share); 0 shares it evenly. Costs K*2/S^2 bytes a pixel. Default: {TAIL_STRIDE} up to {TAIL_MAX_CLASSES} classes, 0 above.",
         ),
-    ] = TAIL_STRIDE,
+    ] = None,
     dtype: Annotated[
         str,
         typer.Option(

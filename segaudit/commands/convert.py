@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segaudit.core.compact import TAIL_STRIDE
 from segaudit.errors import DatasetError, OutputError
 from segaudit.io.inputs import read_ids_file
 from segaudit.io.probfiles import FileProbs, is_probs_folder
@@ -49,7 +48,7 @@ class ConvertRequest:
     logits: bool = False
     ids: Path | None = None
     overwrite: bool = False
-    tail_stride: int = TAIL_STRIDE  # with top_k: the tail's block side (0: even sharing)
+    tail_stride: int | None = None  # with top_k: the tail's block side (0: none; None: by K)
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from numpy.typing import NDArray
 from segaudit.core.compact import (
     CODE_MAX,
     MAX_TAIL_STRIDE,
-    TAIL_STRIDE,
     class_id_dtype,
     coarse_tail,
+    default_tail_stride,
     encode_top_k,
     quantize,
 )
@@ -55,7 +55,8 @@ class ProbsWriter:
     ``dtype``: ``float16`` (default), ``float32`` or ``uint8`` (1/255 steps). ``top_k``: keep
     only each pixel's k most likely classes (probabilities as ``dtype``: float16 or uint8) and
     the tail: every class's mean over ``tail_stride``-pixel blocks, which shares out the rest
-    of each pixel's mass (0: share it evenly; see :mod:`segaudit.core.compact`).
+    of each pixel's mass (0: share it evenly; None: 8 up to 64 classes, else 0; see
+    :mod:`segaudit.core.compact`).
     ``logits``: the batches are logits; a softmax over classes is applied before storing,
     so the store always holds probabilities. ``storage``: ``stacked`` (one (N, ...) array,
     every image the same size), ``per-image`` (images of any size), or ``auto``: stacked
@@ -68,7 +69,7 @@ class ProbsWriter:
         *,
         dtype: str = "float16",
         top_k: int | None = None,
-        tail_stride: int = TAIL_STRIDE,
+        tail_stride: int | None = None,
         layout: Layout | str = Layout.NCHW,
         logits: bool = False,
         storage: str = "auto",
@@ -91,12 +92,12 @@ class ProbsWriter:
                 raise OptionError("top_k stores probabilities as float16 or uint8, not float32")
             if num_classes is not None and top_k > num_classes:
                 raise OptionError(f"top_k={top_k} is more than the {num_classes} classes")
-            if not 0 <= tail_stride <= MAX_TAIL_STRIDE:
+            if tail_stride is not None and not 0 <= tail_stride <= MAX_TAIL_STRIDE:
                 raise OptionError(f"tail_stride must be 0..{MAX_TAIL_STRIDE}, got {tail_stride}")
         self.path = Path(path)
         self.dtype = dtype
         self.top_k = top_k
-        self.tail_stride = tail_stride if top_k is not None else 0
+        self.tail_stride = tail_stride if top_k is not None else 0  # None: set by K
         self.layout = Layout(layout)
         self.logits = logits
         self.storage = storage
@@ -118,7 +119,7 @@ class ProbsWriter:
             "softmax_applied": logits,
         }
         if top_k is not None:
-            attrs |= {"top_k": top_k, "probs_dtype": dtype, "tail_stride": self.tail_stride}
+            attrs |= {"top_k": top_k, "probs_dtype": dtype}
         if dtype == "uint8":
             attrs["scale"] = 1 / CODE_MAX
         try:
@@ -168,6 +169,8 @@ class ProbsWriter:
             "layout": self.storage,
             "complete": True,
         }
+        if self.top_k is not None:
+            attrs["tail_stride"] = self.tail_stride
         if self.ids is not None:
             attrs["image_ids"] = self.ids
         self._group.attrs.update(attrs)
@@ -288,6 +291,8 @@ class ProbsWriter:
             ids, values = encode_top_k(probs[:, top : top + rows], self.top_k, as_codes)
             classes[:, top : top + rows], stored[:, top : top + rows] = ids, values
         encoded = {"classes": classes, "probs": stored}
+        if self.tail_stride is None:  # the first image: the class count is known now
+            self.tail_stride = default_tail_stride(k)
         if self.tail_stride:
             encoded["tail"] = coarse_tail(probs, self.tail_stride)
         return encoded

@@ -27,8 +27,8 @@ def test_every_benchmark_script_imports(name: str) -> None:
 def test_compact_table_on_a_tiny_dataset(tmp_path: Path) -> None:
     compact = importlib.import_module("compact")
     encodings = (
-        ("float16", None, "float16", 8),
-        ("top-4 uint8", 4, "uint8", 8),
+        ("float16", None, "float16", None),
+        ("top-4 uint8", 4, "uint8", None),
         ("top-4 uint8 even", 4, "uint8", 0),
     )
     case = compact.Case("synthetic", 19, 3, 64, 128, encodings)

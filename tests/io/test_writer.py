@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from segaudit import ProbsWriter, SegauditError
 from segaudit.core.audit import run_audit
+from segaudit.core.compact import TAIL_MAX_CLASSES, TAIL_STRIDE
 from segaudit.errors import DatasetError, OptionError, OutputError
 from segaudit.io.inputs import InputSpec, open_inputs
 from segaudit.io.sources import open_probs
@@ -247,6 +248,18 @@ def test_top_k_stores_keep_a_tail_unless_told_not_to(tmp_path: Path) -> None:
     assert "tail" not in zarr.open_group(str(tmp_path / "e.zarr"), mode="r")
     with pytest.raises(OptionError, match="tail_stride"):
         ProbsWriter(tmp_path / "x.zarr", top_k=2, tail_stride=-1)
+
+
+@pytest.mark.parametrize(("classes", "stride"), [(6, TAIL_STRIDE), (TAIL_MAX_CLASSES + 1, 0)])
+def test_the_default_tail_depends_on_the_class_count(
+    tmp_path: Path, classes: int, stride: int
+) -> None:
+    probs = np.random.default_rng(19).dirichlet(np.ones(classes), size=(2, 5, 7))
+    with ProbsWriter(tmp_path / "p.zarr", top_k=3, dtype="uint8") as writer:
+        writer.append(probs.transpose(0, 3, 1, 2))
+    group = zarr.open_group(str(tmp_path / "p.zarr"), mode="r")
+    assert group.attrs["tail_stride"] == stride
+    assert ("tail" in group) is (stride > 0)
 
 
 def test_a_top_k_store_whose_tail_does_not_fit_is_refused(tmp_path: Path) -> None:
