@@ -228,6 +228,20 @@ class ResampledProbs:
             np.divide(band, total, out=band, where=total > 0)
         return band
 
+    def always_valid(self) -> bool:
+        """True when no row can hold a value the digest refuses (NaN, infinite, negative):
+        every horizontally resampled value is finite, far from overflowing, and (for
+        probabilities) not negative. Rows are then sums of two of them with non-negative
+        weights summing to 1, finite; the softmax of finite values is finite and not
+        negative, and so is the renormalisation of values that are not negative. False
+        says nothing (such an image is to be digested whole to learn its fate)."""
+        wide = self._wide
+        if wide.size == 0:
+            return True
+        low, high = float(wide.min()), float(wide.max())  # NaN compares False below
+        bound = 1e30
+        return -bound < low <= high < bound and (self.logits or low >= 0.0)
+
     def materialize(self) -> NDArray[np.float32]:
         """The whole (K, H, W) array (for callers that need one; the audit does not)."""
         k, height, width = self._shape
