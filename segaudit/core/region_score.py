@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segaudit.core.pixel import PixelDigest
-from segaudit.core.regions import Region, RegionOptions
+from segaudit.core.regions import Region, RegionOptions, _roots, region_map
 
 #: Pixels this close to a given-label edge count as "on the edge" (a one-pixel shift of an
 #: outline moves pixels within this band).
@@ -62,9 +62,26 @@ class RegionFeatures:
 def _given_edges(digest: PixelDigest) -> NDArray[np.bool_]:
     """Valid pixels with a neighbour (8-connected) of another given class or an ignored one,
     widened to a band of ``EDGE_BAND`` pixels."""
+    return _edges_of(_given_or_ignored(digest, (slice(None), slice(None))))
+
+
+def _given_or_ignored(
+    digest: PixelDigest, window: tuple[slice, slice]
+) -> NDArray[np.signedinteger]:
+    """The given classes in ``window``, -1 where ignored, in the narrowest signed dtype that
+    holds them (the filters run faster on it; their comparisons do not change)."""
+    given = digest.given[window]
+    high = int(given.max()) if given.size else 0
+    dtype = np.int16 if high < np.iinfo(np.int16).max else np.int64
+    small: NDArray[np.signedinteger] = given.astype(dtype)
+    small[~digest.valid[window]] = -1
+    return small
+
+
+def _edges_of(given: NDArray[np.signedinteger]) -> NDArray[np.bool_]:
+    """:func:`_given_edges` of a (given, -1 where ignored) array."""
     from scipy import ndimage
 
-    given = np.where(digest.valid, digest.given, -1)
     grown = ndimage.maximum_filter(given, size=3, mode="nearest")
     shrunk = ndimage.minimum_filter(given, size=3, mode="nearest")
     edge: NDArray[np.bool_] = grown != shrunk
@@ -73,53 +90,124 @@ def _given_edges(digest: PixelDigest) -> NDArray[np.bool_]:
     return edge
 
 
+#: Pixels around a box whose given classes decide the edge band inside it: one for the 3×3
+#: filters, one per dilation step (``_edges_of`` of the widened box equals ``_given_edges``
+#: inside the box; at the image's own borders the widened box stops where the image does).
+_EDGE_MARGIN = EDGE_BAND + 1
+
+
+class _EdgeBand:
+    """``_given_edges(digest)`` made box by box, or for the whole image at once when the
+    boxes (widened by the margin) cover more pixels than the image has."""
+
+    def __init__(self, digest: PixelDigest, regions: Sequence[Region]) -> None:
+        self.digest = digest
+        height, width = digest.given.shape
+        covered = sum((r.height + 2 * _EDGE_MARGIN) * (r.width + 2 * _EDGE_MARGIN) for r in regions)
+        self.whole = _given_edges(digest) if covered > height * width else None
+
+    def inside(self, box: tuple[slice, slice]) -> NDArray[np.bool_]:
+        if self.whole is not None:
+            return self.whole[box]
+        height, width = self.digest.given.shape
+        top, left = max(0, box[0].start - _EDGE_MARGIN), max(0, box[1].start - _EDGE_MARGIN)
+        bottom = min(height, box[0].stop + _EDGE_MARGIN)
+        right = min(width, box[1].stop + _EDGE_MARGIN)
+        edges = _edges_of(_given_or_ignored(self.digest, (slice(top, bottom), slice(left, right))))
+        return edges[
+            box[0].start - top : box[0].stop - top, box[1].start - left : box[1].stop - left
+        ]
+
+
+@dataclass(frozen=True)
+class _GivenObjects:
+    """The connected components of each given class (valid pixels only: what
+    ``ndimage.label`` of each class's pixels finds), all classes at once, as runs of equal
+    given class along rows: ``run`` holds each pixel's run, ``root`` each run's component
+    (its first run) and ``size`` each component's pixels, indexed by root. The work grows
+    with the runs, not with the classes."""
+
+    run: NDArray[np.int32]
+    root: NDArray[np.intp]
+    size: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, digest: PixelDigest, connectivity: int) -> _GivenObjects:
+        given = _given_or_ignored(digest, (slice(None), slice(None)))
+        width = given.shape[1]
+        starts = np.empty(given.shape, dtype=bool)  # a run starts here
+        starts[:, 0] = True
+        np.not_equal(given[:, 1:], given[:, :-1], out=starts[:, 1:])
+        run = np.cumsum(starts.reshape(-1), dtype=np.int32).reshape(given.shape)
+        run -= 1
+        first = np.flatnonzero(starts)
+        lengths = np.diff(np.append(first, given.size))
+        # Runs of neighbouring rows touch where one of the two rows starts a run (and each
+        # diagonal neighbour, for 8-connectivity, where one starts a run one pixel on).
+        flat, runs = given.reshape(-1), run.reshape(-1)
+        above = np.flatnonzero(starts[:-1] | starts[1:])
+        sources, targets = [runs[above]], [runs[above + width]]
+        keep = [flat[above] == flat[above + width]]
+        if connectivity == 8:
+            left = above[above % width != 0] - 1  # a run starts at left + 1
+            for a, b in ((left, left + width + 1), (left + 1, left + width)):
+                sources.append(runs[a])
+                targets.append(runs[b])
+                keep.append(flat[a] == flat[b])
+        same = np.concatenate(keep)
+        root = _roots(
+            first.size,
+            np.concatenate(sources)[same].astype(np.intp),
+            np.concatenate(targets)[same].astype(np.intp),
+        )
+        size = np.bincount(root, weights=lengths, minlength=first.size).astype(np.int64)
+        return cls(run, root, size)
+
+    def coverage(self, box: tuple[slice, slice], inside: NDArray[np.bool_], area: int) -> float:
+        """The region's area over the size of the given-class component it lies in (a
+        region's pixels are connected, with the same neighbourhood, and of one given class:
+        all of them are in one component, that of any of them)."""
+        runs = self.run[box][inside]
+        return area / float(self.size[self.root[runs[0]]])
+
+
 def region_features(
     digest: PixelDigest,
     flagged: NDArray[np.bool_],
     regions: Sequence[Region],
     options: RegionOptions | None = None,
+    *,
+    ids: NDArray[np.int64] | None = None,
 ) -> list[RegionFeatures]:
     """The features of each of ``regions`` (``find_regions(digest, flagged, options)``'s
-    output, same options), in their order.
+    output, same options), in their order. ``ids``: the region id of each pixel, as
+    :func:`~segaudit.core.regions.region_map` gives it with those regions (made here when
+    not given).
 
-    A region is a connected component of the flagged pixels of one (given, predicted) pair,
-    so each pair's mask is labelled once and components are matched to regions by pair,
-    box and area (which identify a component: two components of one pair cannot share
-    both)."""
+    A region is a connected component of the flagged pixels of one (given, predicted) pair:
+    its pixels are those of its id in its box, and each region's work is done in its box,
+    but for the given-class components (an object reaches beyond the box), labelled for the
+    whole image once."""
     from scipy import ndimage
 
     if not regions:
         return []
     options = options or RegionOptions()
-    edges = _given_edges(digest)
-    found: dict[tuple[int, int, int, int, int, int, int], RegionFeatures] = {}
-    given_components: dict[int, tuple[NDArray[np.int32], NDArray[np.int64]]] = {}
-    for g, p in sorted({(r.given, r.predicted) for r in regions}):
-        mask = flagged & (digest.given == g) & (digest.predicted == p) & digest.valid
-        labelled, _ = ndimage.label(mask, structure=options.structure)
-        if g not in given_components:
-            same = digest.valid & (digest.given == g)
-            objects, _ = ndimage.label(same, structure=options.structure)
-            given_components[g] = (objects, np.bincount(objects.ravel()))
-        objects, object_sizes = given_components[g]
-        for index, box in enumerate(ndimage.find_objects(labelled), start=1):
-            if box is None:
-                continue
-            inside = labelled[box] == index
-            area = int(np.count_nonzero(inside))
-            y, x = box[0].start, box[1].start
-            height, width = box[0].stop - y, box[1].stop - x
-            padded = np.pad(inside, 1)
-            thickness = float(ndimage.distance_transform_cdt(padded, metric="chessboard").max())
-            on_edge = float(np.count_nonzero(edges[box][inside])) / area
-            under = np.bincount(objects[box][inside])
-            under[0] = 0  # 0 is "not this given class": cannot happen for a flagged pixel
-            main = int(under.argmax())
-            coverage = area / float(object_sizes[main]) if main else 0.0
-            found[(g, p, x, y, width, height, area)] = RegionFeatures(
-                on_edge, thickness, min(1.0, coverage)
-            )
-    return [found[(r.given, r.predicted, r.x, r.y, r.width, r.height, r.area)] for r in regions]
+    if ids is None:
+        ids = region_map(digest, flagged, options)[1]
+    edges = _EdgeBand(digest, regions)
+    objects = _GivenObjects.of(digest, options.connectivity)
+    features = []
+    for r in regions:
+        box = (slice(r.y, r.y + r.height), slice(r.x, r.x + r.width))
+        inside = ids[box] == r.region_id
+        area = int(np.count_nonzero(inside))
+        padded = np.pad(inside, 1)
+        thickness = float(ndimage.distance_transform_cdt(padded, metric="chessboard").max())
+        on_edge = float(np.count_nonzero(edges.inside(box)[inside])) / area
+        coverage = objects.coverage(box, inside, area)
+        features.append(RegionFeatures(on_edge, thickness, min(1.0, coverage)))
+    return features
 
 
 def pair_shares(

@@ -59,7 +59,7 @@ class MaskSaver:
     ) -> None:
         options = self.collector.options
         regions, ids = region_map(digest, flagged, options)
-        self.collector.add(scored_regions(options, index, image_id, digest, flagged, regions))
+        self.collector.add(scored_regions(options, index, image_id, digest, flagged, regions, ids))
         if not flagged.any():
             return
         raw = read_raw(image_id, self.masks[index])

@@ -28,7 +28,7 @@ from segaudit.core.region_score import (
     region_logits,
     region_rank,
 )
-from segaudit.core.regions import Region, RegionOptions, find_regions
+from segaudit.core.regions import Region, RegionOptions, region_map
 from segaudit.rundir import RegionRow, RegionSpill, RunWriter
 
 
@@ -61,8 +61,8 @@ def image_regions(
 ) -> ImageRegions:
     """Find one image's regions and the pass-2 part of their scores (runs where the image
     is: a local thread or a Dask worker)."""
-    regions = find_regions(digest, flagged, options)
-    return scored_regions(options, index, image_id, digest, flagged, regions)
+    regions, ids = region_map(digest, flagged, options)
+    return scored_regions(options, index, image_id, digest, flagged, regions, ids)
 
 
 def scored_regions(
@@ -72,11 +72,13 @@ def scored_regions(
     digest: PixelDigest,
     flagged: NDArray[np.bool_],
     regions: list[Region],
+    ids: NDArray[np.int64] | None = None,
 ) -> ImageRegions:
-    """One image's regions (found already) with the pass-2 part of their scores."""
+    """One image's regions (found already; ``ids``: their map, if made) with the pass-2
+    part of their scores."""
     if not regions:
         return ImageRegions(index, image_id, [], np.zeros(0))
-    features = region_features(digest, flagged, regions, options)
+    features = region_features(digest, flagged, regions, options, ids=ids)
     return ImageRegions(index, image_id, regions, region_logits(regions, features))
 
 

@@ -15,13 +15,14 @@ from segaudit.core.region_score import (
     DEFAULT_WEIGHTS,
     EDGE_BAND,
     FEATURES,
+    RegionFeatures,
     feature_matrix,
     pair_shares,
     region_features,
     region_rank,
     region_scores,
 )
-from segaudit.core.regions import find_regions
+from segaudit.core.regions import Region, RegionOptions, find_regions, region_map
 from segaudit.errors import OptionError
 
 
@@ -89,6 +90,68 @@ def test_regions_of_one_pair_get_their_own_features() -> None:
     assert [r.area for r in regions] == [80, 16]
     assert region_features(digest, flagged, regions) == [large, small]
     assert (large.thickness, small.thickness) == (4.0, 2.0)
+
+
+def _reference_features(
+    digest: PixelDigest, flagged: NDArray[np.bool_], regions: list[Region], options: RegionOptions
+) -> list[RegionFeatures]:
+    """The features by their definitions, on whole-image arrays: each pair's mask and each
+    given class labelled by ``ndimage.label``, the edge band by filters of the whole image."""
+    from scipy import ndimage
+
+    given = np.where(digest.valid, digest.given, -1)
+    edge = ndimage.maximum_filter(given, size=3, mode="nearest") != ndimage.minimum_filter(
+        given, size=3, mode="nearest"
+    )
+    edges = ndimage.binary_dilation(edge, iterations=EDGE_BAND - 1) if EDGE_BAND > 1 else edge
+    out = []
+    for r in regions:
+        mask = flagged & (digest.given == r.given) & (digest.predicted == r.predicted)
+        labelled, _ = ndimage.label(mask & digest.valid, structure=options.structure)
+        objects, _ = ndimage.label(digest.valid & (digest.given == r.given), options.structure)
+        box = (slice(r.y, r.y + r.height), slice(r.x, r.x + r.width))
+        (index,) = [  # the one component of this pair with the region's box and area
+            i
+            for i, b in enumerate(ndimage.find_objects(labelled), start=1)
+            if b == box and np.count_nonzero(labelled[b] == i) == r.area
+        ]
+        inside = labelled[box] == index
+        padded = np.pad(inside, 1)
+        thickness = float(ndimage.distance_transform_cdt(padded, metric="chessboard").max())
+        under = np.bincount(objects[box][inside])
+        main = int(under.argmax())  # ties: the first in raster order
+        coverage = r.area / float(np.count_nonzero(objects == main))
+        on_edge = float(np.count_nonzero(edges[box][inside])) / r.area
+        out.append(RegionFeatures(on_edge, thickness, min(1.0, coverage)))
+    return out
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+@pytest.mark.parametrize("seed", range(6))
+def test_features_equal_their_whole_image_definitions(connectivity: int, seed: int) -> None:
+    """Box by box (and the given objects as runs) gives the same floats as labelling each
+    pair and each given class over the whole image; ignored pixels, image borders, objects
+    that reach far beyond a region, ties between objects under a region, and (seed 0) boxes
+    that cover more than the image (the edge band made whole) included."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(12, 40, 2)
+    cell = int(rng.integers(1, 5))
+    coarse = rng.integers(0, 4, (-(-h // cell), -(-w // cell)))
+    given = np.repeat(np.repeat(coarse, cell, 0), cell, 1)[:h, :w].astype(np.intp)
+    valid = rng.random((h, w)) > 0.1
+    given[~valid] = 0
+    predicted = np.where(rng.random((h, w)) < 0.5, rng.integers(0, 4, (h, w)), given)
+    flagged = valid & (predicted != given) & (rng.random((h, w)) < (0.9 if seed else 0.99))
+    digest = PixelDigest(
+        valid, given, predicted, rng.random((h, w)), rng.random((h, w)), False
+    )  # fmt: skip
+    for min_area in (1, 3):
+        options = RegionOptions(connectivity, min_area)
+        regions = find_regions(digest, flagged, options)
+        expected = _reference_features(digest, flagged, regions, options)
+        assert region_features(digest, flagged, regions, options) == expected
+        ids = region_map(digest, flagged, options)[1]
+        assert region_features(digest, flagged, regions, options, ids=ids) == expected
 
 
 def test_score_prefers_a_confident_thick_region_to_a_thin_unsure_band() -> None:

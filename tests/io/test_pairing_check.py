@@ -12,10 +12,12 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from segaudit.core.audit import ImageRecord
+from segaudit.core.compact import digest_probs
 from segaudit.errors import PairingError
 from segaudit.io.inputs import InputSpec, open_inputs
 from segaudit.io.paired import PairedDataset
-from segaudit.io.pairing_check import check_pairing, low_agreement
+from segaudit.io.pairing_check import check_pairing, grid_predicted, low_agreement
+from segaudit.io.transforms import ResampledProbs
 
 K = 6
 
@@ -159,3 +161,29 @@ def test_compact_stores_are_checked_without_expanding(
     assert open_inputs(InputSpec(labels=tmp_path / "masks", probs=tmp_path / "right.zarr")).pairing
     with pytest.raises(PairingError, match="reverse order"):
         open_inputs(InputSpec(labels=tmp_path / "masks", probs=tmp_path / "reversed.zarr"))
+
+
+@pytest.mark.parametrize("logits", [True, False])
+@pytest.mark.parametrize(("low", "high", "step"), [((6, 8), (24, 32), 3), ((5, 7), (13, 30), 4)])
+def test_grid_predicted_is_the_whole_digests_on_the_grid(
+    logits: bool, low: tuple[int, int], high: tuple[int, int], step: int
+) -> None:
+    """Upsampled logits or probabilities: the check's grid of predicted classes, made from
+    the grid's rows, is the whole image's digest's on that grid (ties included)."""
+    rng = np.random.default_rng(step)
+    raw = rng.standard_normal((5, *low)).astype(np.float16)
+    if not logits:
+        raw = np.abs(raw)
+    raw[:, 0, :2] = raw[0, 0, :2]  # ties between classes
+    probs = ResampledProbs(raw, high, logits=logits)
+    assert probs.always_valid()
+    whole = digest_probs("x", np.zeros(high, np.uint8), probs, (), check_sums=False)
+    assert np.array_equal(grid_predicted("x", probs, step), whole.predicted[::step, ::step])
+
+
+def test_probabilities_that_may_fail_the_digest_are_not_always_valid() -> None:
+    raw = np.ones((3, 4, 4), np.float32)
+    assert ResampledProbs(raw, (8, 8), logits=False).always_valid()
+    for bad, logits in [(np.nan, True), (np.inf, True), (-1.0, False), (3e38, True)]:
+        raw[1, 2, 3] = bad
+        assert not ResampledProbs(raw, (8, 8), logits=logits).always_valid()
