@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segaudit.core.pixel import PixelDigest
-from segaudit.core.regions import Region, RegionOptions, _roots, region_map
+from segaudit.core.regions import Region, RegionOptions, component_roots, region_map
 
 #: Pixels this close to a given-label edge count as "on the edge" (a one-pixel shift of an
 #: outline moves pixels within this band).
@@ -155,7 +155,7 @@ class _GivenObjects:
                 targets.append(runs[b])
                 keep.append(flat[a] == flat[b])
         same = np.concatenate(keep)
-        root = _roots(
+        root = component_roots(
             first.size,
             np.concatenate(sources)[same].astype(np.intp),
             np.concatenate(targets)[same].astype(np.intp),

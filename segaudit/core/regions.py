@@ -72,7 +72,9 @@ def _half_neighbourhood(connectivity: int) -> list[tuple[int, int]]:
     return [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if connectivity == 8 else [])
 
 
-def _roots(count: int, sources: NDArray[np.intp], targets: NDArray[np.intp]) -> NDArray[np.intp]:
+def component_roots(
+    count: int, sources: NDArray[np.intp], targets: NDArray[np.intp]
+) -> NDArray[np.intp]:
     """Connected components of a graph of ``count`` nodes with edges ``sources[i]`` —
     ``targets[i]``: each node's root, the smallest node of its component. Hook each root to
     the smaller root across an edge, then jump pointers until every node points at a root;
@@ -104,7 +106,7 @@ def _label_by_pair(
     break depends on: first the components of flagged pixels (any pair) that hold one pair,
     by their first pixel; then the regions of components that mix pairs, by first pixel.
     Plain numpy (no scipy import, little Python per image): neighbours are found by
-    searching the sorted positions, components by :func:`_roots`."""
+    searching the sorted positions, components by :func:`component_roots`."""
     height, width = shape
     count = flat.size
     rows, cols = np.divmod(flat, width)
@@ -116,9 +118,9 @@ def _label_by_pair(
     target = np.minimum(np.searchsorted(flat, wanted), count - 1)
     joined = np.flatnonzero(inside.ravel() & (flat[target] == wanted))
     source, target = joined // dy.size, target[joined]
-    coarse = _roots(count, source, target)  # any pair
+    coarse = component_roots(count, source, target)  # any pair
     same = codes[source] == codes[target]
-    fine = _roots(count, source[same], target[same])  # one pair
+    fine = component_roots(count, source[same], target[same])  # one pair
     mixed = np.zeros(count, dtype=bool)
     mixed[coarse[fine != coarse]] = True  # a component with two or more regions
     firsts, region = np.unique(fine, return_inverse=True)

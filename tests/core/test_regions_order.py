@@ -15,7 +15,7 @@ from segaudit.core.regions import (
     RegionOptions,
     _half_neighbourhood,
     _reduce_by_region,
-    _roots,
+    component_roots,
     find_regions,
 )
 
@@ -165,7 +165,7 @@ def test_roots_are_the_smallest_node_of_each_component() -> None:
     n = 300
     sources = rng.integers(0, n, 250)
     targets = rng.integers(0, n, 250)
-    roots = _roots(n, sources.astype(np.intp), targets.astype(np.intp))
+    roots = component_roots(n, sources.astype(np.intp), targets.astype(np.intp))
     # the same by repeated relaxation (slow, obviously right)
     label = np.arange(n)
     while True:
