@@ -54,6 +54,7 @@ demo: venv
 	@echo "Injected errors (ground truth): $(EXAMPLE)/truth.json"
 
 bench: venv
+	$(BIN)/python -c 'import sklearn' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/large_image.py
 
