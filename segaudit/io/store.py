@@ -240,7 +240,17 @@ class StoreProbs:
             if self.encoding == "uint8":
                 return QuantizedImage(probs)
             classes = np.asarray(group["classes"][...])
-            tail = np.asarray(group["tail"][...]) if self.tail_stride else None
+            tail = None
+            if self.tail_stride:
+                stored = group["tail"]
+                _, h, w = classes.shape
+                expected = tail_shape(self.num_classes, h, w, self.tail_stride)
+                if tuple(stored.shape) != expected:  # checked before reading: it may be huge
+                    raise ValueError(
+                        f"{self.path}: image row {row}'s tail is {tuple(stored.shape)}, not "
+                        f"{expected}; the store is damaged: write it again"
+                    )
+                tail = np.asarray(stored[...])
         except KeyError as missing:
             raise ValueError(
                 f"{self.path}: image row {row} lacks its {missing} array; the store is "

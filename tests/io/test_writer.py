@@ -278,22 +278,29 @@ def test_a_top_k_store_whose_tail_does_not_fit_is_refused(tmp_path: Path) -> Non
         open_probs(tmp_path / "p.zarr")
 
 
-def test_a_per_image_store_without_its_tail_skips_that_image(tmp_path: Path) -> None:
+def test_a_per_image_store_with_a_missing_or_forged_tail_skips_that_image(tmp_path: Path) -> None:
     rng = np.random.default_rng(17)
-    sizes = [(6, 8), (5, 9)]
+    sizes = [(6, 8), (5, 9), (4, 4)]
     probs = [rng.dirichlet(np.ones(4), size=s).transpose(2, 0, 1) for s in sizes]
     labels = [rng.integers(0, 4, size=s).astype(np.uint8) for s in sizes]
     masks = tmp_path / "masks"
     masks.mkdir()
-    for i, image_id in enumerate(["a", "b"]):
+    for i, image_id in enumerate(["a", "b", "c"]):
         write_masks(masks, [image_id], labels[i][None])
     with ProbsWriter(tmp_path / "p.zarr", top_k=2, dtype="uint8") as writer:
-        writer.append(probs, ids=["a", "b"])
+        writer.append(probs, ids=["a", "b", "c"])
+    group = zarr.open_group(str(tmp_path / "p.zarr"), mode="r+")
+    group["images/0"].create_array("big", shape=(4, 10**6, 10**6), dtype="float16")
+    shutil.rmtree(tmp_path / "p.zarr" / "images" / "0" / "tail")
+    (tmp_path / "p.zarr" / "images" / "0" / "big").rename(
+        tmp_path / "p.zarr" / "images" / "0" / "tail"
+    )  # a forged tail of 8 TB: refused by its shape, never read
     shutil.rmtree(tmp_path / "p.zarr" / "images" / "1" / "tail")
     spec = InputSpec(labels=masks, probs=tmp_path / "p.zarr", pairing_check=False)
     result = run_audit(open_inputs(spec).dataset)
-    skipped = {r.image_id: r.skipped for r in result.images if r.skipped}
-    assert list(skipped) == ["b"] and "tail" in str(skipped["b"])
+    skipped = {r.image_id: str(r.skipped) for r in result.images if r.skipped}
+    assert list(skipped) == ["a", "b"]
+    assert "tail is (4, 1000000, 1000000)" in skipped["a"] and "tail" in skipped["b"]
 
 
 def test_score_options_that_do_not_apply_to_a_store(tmp_path: Path) -> None:
