@@ -378,10 +378,10 @@ def _fake_torch() -> types.ModuleType:
     return torch
 
 
-def _snippet(name: str) -> str:
-    text = GUIDE.read_text(encoding="utf-8")
+def _snippet(name: str, page: Path = GUIDE) -> str:
+    text = page.read_text(encoding="utf-8")
     match = re.search(rf"<!-- snippet: {name} -->\n```python\n(.*?)```", text, re.DOTALL)
-    assert match, f"{GUIDE} has no snippet {name}"
+    assert match, f"{page} has no snippet {name}"
     return match.group(1)
 
 
@@ -399,6 +399,11 @@ def _check_store(path: Path, ids: list[str], logits: list[NDArray[np.float32]], 
         assert (chosen >= probs.max(axis=0) - 2 / 255).all()
         assert (dense.argmax(axis=0) == probs.argmax(axis=0)).mean() > 0.9
         np.testing.assert_allclose(dense.max(axis=0), probs.max(axis=0), atol=1 / 255 + 1e-3)
+
+
+def test_the_readme_shows_the_guide_s_pytorch_snippet() -> None:
+    readme = GUIDE.parents[2] / "README.md"
+    assert _snippet("pytorch") == _snippet("pytorch", readme)
 
 
 def test_pytorch_snippet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
