@@ -79,44 +79,53 @@ def _given_or_ignored(
 
 
 def _edges_of(given: NDArray[np.signedinteger]) -> NDArray[np.bool_]:
-    """:func:`_given_edges` of a (given, -1 where ignored) array."""
-    from scipy import ndimage
-
-    grown = ndimage.maximum_filter(given, size=3, mode="nearest")
-    shrunk = ndimage.minimum_filter(given, size=3, mode="nearest")
-    edge: NDArray[np.bool_] = grown != shrunk
-    if EDGE_BAND > 1:
-        edge = ndimage.binary_dilation(edge, iterations=EDGE_BAND - 1)
+    """:func:`_given_edges` of a (given, -1 where ignored) array, in plain numpy: a pixel is
+    on an edge when a neighbour (8-connected, in the image) differs from it, which is what a
+    3×3 maximum filter differing from the minimum filter ('nearest' borders) says; then
+    ``EDGE_BAND - 1`` cross-shaped dilation steps, as ``ndimage.binary_dilation``."""
+    edge = np.zeros(given.shape, dtype=bool)
+    for a, b in (
+        ((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
+        ((slice(1, None), slice(None)), (slice(None, -1), slice(None))),
+        ((slice(1, None), slice(1, None)), (slice(None, -1), slice(None, -1))),
+        ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))),
+    ):
+        differs = given[a] != given[b]
+        edge[a] |= differs
+        edge[b] |= differs
+    for _ in range(EDGE_BAND - 1):
+        grown = edge.copy()
+        grown[1:] |= edge[:-1]
+        grown[:-1] |= edge[1:]
+        grown[:, 1:] |= edge[:, :-1]
+        grown[:, :-1] |= edge[:, 1:]
+        edge = grown
     return edge
 
 
-#: Pixels around a box whose given classes decide the edge band inside it: one for the 3×3
-#: filters, one per dilation step (``_edges_of`` of the widened box equals ``_given_edges``
-#: inside the box; at the image's own borders the widened box stops where the image does).
-_EDGE_MARGIN = EDGE_BAND + 1
+def _depths(ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """For each pixel of a region (id > 0), the chessboard distance to the nearest pixel
+    outside its region, outside the array counting as outside: what a distance transform
+    of the region alone gives. A region's nearest outside pixel is one step beyond its
+    nearest boundary pixel (one with an 8-neighbour of another id), and no other region's
+    boundary is nearer, so one transform to the boundary pixels of every region serves all."""
+    from scipy import ndimage
+
+    h, w = ids.shape
+    padded = np.pad(ids, 1)
+    boundary = np.zeros(ids.shape, dtype=bool)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if (dy, dx) != (1, 1):
+                boundary |= padded[dy : dy + h, dx : dx + w] != ids
+    boundary &= ids > 0
+    depth: NDArray[np.int64] = ndimage.distance_transform_cdt(~boundary, metric="chessboard")
+    return depth.astype(np.int64) + 1
 
 
-class _EdgeBand:
-    """``_given_edges(digest)`` made box by box, or for the whole image at once when the
-    boxes (widened by the margin) cover more pixels than the image has."""
-
-    def __init__(self, digest: PixelDigest, regions: Sequence[Region]) -> None:
-        self.digest = digest
-        height, width = digest.given.shape
-        covered = sum((r.height + 2 * _EDGE_MARGIN) * (r.width + 2 * _EDGE_MARGIN) for r in regions)
-        self.whole = _given_edges(digest) if covered > height * width else None
-
-    def inside(self, box: tuple[slice, slice]) -> NDArray[np.bool_]:
-        if self.whole is not None:
-            return self.whole[box]
-        height, width = self.digest.given.shape
-        top, left = max(0, box[0].start - _EDGE_MARGIN), max(0, box[1].start - _EDGE_MARGIN)
-        bottom = min(height, box[0].stop + _EDGE_MARGIN)
-        right = min(width, box[1].stop + _EDGE_MARGIN)
-        edges = _edges_of(_given_or_ignored(self.digest, (slice(top, bottom), slice(left, right))))
-        return edges[
-            box[0].start - top : box[0].stop - top, box[1].start - left : box[1].stop - left
-        ]
+#: Pixels around the regions' boxes whose given classes decide the edge band inside them:
+#: one for the neighbour test, one per dilation step.
+_EDGE_MARGIN = EDGE_BAND
 
 
 @dataclass(frozen=True)
@@ -163,13 +172,6 @@ class _GivenObjects:
         size = np.bincount(root, weights=lengths, minlength=first.size).astype(np.int64)
         return cls(run, root, size)
 
-    def coverage(self, box: tuple[slice, slice], inside: NDArray[np.bool_], area: int) -> float:
-        """The region's area over the size of the given-class component it lies in (a
-        region's pixels are connected, with the same neighbourhood, and of one given class:
-        all of them are in one component, that of any of them)."""
-        runs = self.run[box][inside]
-        return area / float(self.size[self.root[runs[0]]])
-
 
 def region_features(
     digest: PixelDigest,
@@ -185,29 +187,52 @@ def region_features(
     not given).
 
     A region is a connected component of the flagged pixels of one (given, predicted) pair:
-    its pixels are those of its id in its box, and each region's work is done in its box,
-    but for the given-class components (an object reaches beyond the box), labelled for the
-    whole image once."""
-    from scipy import ndimage
-
+    its pixels are those of its id. Every region's features come from a few whole-array
+    steps over the box that holds all regions (no work per region): the edge band, the
+    depth of each region pixel, and the given-class components (labelled for the whole
+    image once: an object reaches beyond its regions)."""
     if not regions:
         return []
     options = options or RegionOptions()
     if ids is None:
         ids = region_map(digest, flagged, options)[1]
-    edges = _EdgeBand(digest, regions)
+    height, width = ids.shape
+    top, left = min(r.y for r in regions), min(r.x for r in regions)
+    bottom = max(r.y + r.height for r in regions)
+    right = max(r.x + r.width for r in regions)
+    window = (slice(top, bottom), slice(left, right))
+    # the edge band in the window, from the given classes around it
+    y0, x0 = max(0, top - _EDGE_MARGIN), max(0, left - _EDGE_MARGIN)
+    y1, x1 = min(height, bottom + _EDGE_MARGIN), min(width, right + _EDGE_MARGIN)
+    edges = _edges_of(_given_or_ignored(digest, (slice(y0, y1), slice(x0, x1))))
+    edges = edges[top - y0 : bottom - y0, left - x0 : right - x0]
+    local = ids[window]
+    inside = local > 0
+    region = local[inside]
+    count = max(r.region_id for r in regions) + 1
+    area = np.bincount(region, minlength=count)
+    on_edge = np.bincount(region, weights=edges[inside], minlength=count)
+    thickness = np.zeros(count, dtype=np.int64)
+    np.maximum.at(thickness, region, _depths(local)[inside])
     objects = _GivenObjects.of(digest, options.connectivity)
-    features = []
-    for r in regions:
-        box = (slice(r.y, r.y + r.height), slice(r.x, r.x + r.width))
-        inside = ids[box] == r.region_id
-        area = int(np.count_nonzero(inside))
-        padded = np.pad(inside, 1)
-        thickness = float(ndimage.distance_transform_cdt(padded, metric="chessboard").max())
-        on_edge = float(np.count_nonzero(edges.inside(box)[inside])) / area
-        coverage = objects.coverage(box, inside, area)
-        features.append(RegionFeatures(on_edge, thickness, min(1.0, coverage)))
-    return features
+    _, first = np.unique(region, return_index=True)  # one pixel of each region
+    component = np.zeros(count, dtype=np.intp)
+    component[region[first]] = objects.root[objects.run[window][inside][first]]
+    # a region's pixels are connected, with the same neighbourhood, and of one given class:
+    # all of them lie in one given-class component, that of any of them
+    which = np.array([r.region_id for r in regions], dtype=np.intp)
+    areas = area[which].astype(np.float64)
+    edge_share = on_edge[which] / areas
+    coverage = np.minimum(1.0, areas / objects.size[component[which]].astype(np.float64))
+    return [
+        RegionFeatures(e, t, c)
+        for e, t, c in zip(
+            edge_share.tolist(),
+            thickness[which].astype(np.float64).tolist(),
+            coverage.tolist(),
+            strict=True,
+        )
+    ]
 
 
 def pair_shares(

@@ -129,10 +129,11 @@ def _reference_features(
 @pytest.mark.parametrize("connectivity", [4, 8])
 @pytest.mark.parametrize("seed", range(6))
 def test_features_equal_their_whole_image_definitions(connectivity: int, seed: int) -> None:
-    """Box by box (and the given objects as runs) gives the same floats as labelling each
-    pair and each given class over the whole image; ignored pixels, image borders, objects
-    that reach far beyond a region, ties between objects under a region, and (seed 0) boxes
-    that cover more than the image (the edge band made whole) included."""
+    """The whole-array steps (edge band in numpy, one distance transform for every region's
+    depth, the given objects as runs) give the same floats as labelling each pair and each
+    given class over the whole image and transforming each region alone; ignored pixels,
+    image borders, touching regions, objects that reach far beyond a region and ties
+    between objects under a region included."""
     rng = np.random.default_rng(seed)
     h, w = rng.integers(12, 40, 2)
     cell = int(rng.integers(1, 5))
