@@ -7,13 +7,13 @@ Two encodings keep a probabilities store small (see docs/guide/probabilities.md)
 - ``top-k``: per pixel the k most likely classes (ids; ties go to the lowest class) and
   their probabilities (uint8 codes as above, or float16), plus a coarse copy of every class:
   the mean probability of each s×s block (the *tail*, float16; by default s = 8 up to 64
-  classes, none above). The rest
-  of the mass, ``rest = 1 - sum(top k)``, is shared over the K - k other classes in
-  proportion to their tail values at the pixel's block, ``rest * tail[c] / sum(tail of the
-  classes outside the pixel's top k)``, capped at the k-th stored probability (an outside
-  class is never more likely than a stored one). Without a tail (``tail_stride`` 0), or
-  where the outside classes have no tail mass, evenly: ``rest / (K - k)``. A label outside
-  a pixel's top k gets its share as its self-confidence; only top-k classes are predicted.
+  classes, none above). The rest of the mass, ``rest = 1 - sum(top k)``, is shared over
+  the K - k other classes in proportion to their tail values at the pixel's block,
+  ``rest * tail[c] / sum(tail of the classes outside the pixel's top k)``, capped at the
+  k-th stored probability (an outside class is never more likely than a stored one).
+  Without a tail (``tail_stride`` 0), or where the outside classes have no tail mass,
+  evenly: ``rest / (K - k)``. A label outside a pixel's top k gets its share as its
+  self-confidence; only top-k classes are predicted.
 
 Decoded values are rounded to float16 (each 1/255 step has its own float16 value), so the
 selection's histograms stay exact (no refine pass). A digest reads the stored k (or K, for

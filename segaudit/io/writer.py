@@ -85,6 +85,8 @@ class ProbsWriter:
             raise OptionError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if storage not in STORAGES:
             raise OptionError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+        if top_k is None and tail_stride:
+            raise OptionError("tail_stride applies to top-k stores only; give top_k too")
         if top_k is not None:
             if top_k < 1:
                 raise OptionError(f"top_k must be at least 1, got {top_k}")

@@ -248,6 +248,8 @@ def test_top_k_stores_keep_a_tail_unless_told_not_to(tmp_path: Path) -> None:
     assert "tail" not in zarr.open_group(str(tmp_path / "e.zarr"), mode="r")
     with pytest.raises(OptionError, match="tail_stride"):
         ProbsWriter(tmp_path / "x.zarr", top_k=2, tail_stride=-1)
+    with pytest.raises(OptionError, match="top-k stores only"):
+        ProbsWriter(tmp_path / "x.zarr", tail_stride=4)
 
 
 @pytest.mark.parametrize(("classes", "stride"), [(6, TAIL_STRIDE), (TAIL_MAX_CLASSES + 1, 0)])
