@@ -9,7 +9,7 @@ near zero (the model all but rules the given label out), and are pairs that are 
 the dataset; a region covering the whole of a small given object is more often the model
 missing that object than an annotator's slip (the fitted weight on coverage is negative).
 
-Three steps, all pure functions (numpy and scipy.ndimage, no I/O):
+Three steps, all pure functions (numpy, no I/O):
 
 1. ``region_features(digest, flagged, regions)`` in pass 2, per image: the pixel facts of each
    region that ``Region`` does not carry (how much of it lies on a given-label edge, how thick
@@ -59,12 +59,6 @@ class RegionFeatures:
     object_coverage: float
 
 
-def _given_edges(digest: PixelDigest) -> NDArray[np.bool_]:
-    """Valid pixels with a neighbour (8-connected) of another given class or an ignored one,
-    widened to a band of ``EDGE_BAND`` pixels."""
-    return _edges_of(_given_or_ignored(digest, (slice(None), slice(None))))
-
-
 def _given_or_ignored(
     digest: PixelDigest, window: tuple[slice, slice]
 ) -> NDArray[np.signedinteger]:
@@ -79,10 +73,11 @@ def _given_or_ignored(
 
 
 def _edges_of(given: NDArray[np.signedinteger]) -> NDArray[np.bool_]:
-    """:func:`_given_edges` of a (given, -1 where ignored) array, in plain numpy: a pixel is
-    on an edge when a neighbour (8-connected, in the image) differs from it, which is what a
-    3×3 maximum filter differing from the minimum filter ('nearest' borders) says; then
-    ``EDGE_BAND - 1`` cross-shaped dilation steps, as ``ndimage.binary_dilation``."""
+    """The given-label edge band of a (given, -1 where ignored) array: pixels with a
+    neighbour (8-connected, in the array) of another given class or an ignored one, which
+    is what a 3×3 maximum filter differing from the minimum filter ('nearest' borders)
+    says, widened by ``EDGE_BAND - 1`` cross-shaped steps (``ndimage.binary_dilation``).
+    Plain numpy."""
     edge = np.zeros(given.shape, dtype=bool)
     for a, b in (
         ((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
