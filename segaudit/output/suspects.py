@@ -130,12 +130,12 @@ class RegionCollector:
         if regions:
             first = regions[0]  # the largest
             summary = RegionSummary(len(regions), first.area, first.given, first.predicted)
-        rows = region_rows(found.image_id, regions, self.names)
+        spilled = RegionSpill.format(region_rows(found.image_id, regions, self.names))
         given = np.array([r.given for r in regions], np.intp)
         predicted = np.array([r.predicted for r in regions], np.intp)
         with self._lock:
             self.summaries[found.index] = summary
-            self._spill.add(found.index, rows)
+            self._spill.store(found.index, spilled)
             if regions:
                 self._parts[found.index] = (found.logits, given, predicted)
             self._scores = None
@@ -185,11 +185,8 @@ class RegionCollector:
         order = sorted(scores)
         ranks = dict(zip(order, region_rank([scores[i] for i in order]), strict=True))
 
-        def finish(index: int, rows: list[RegionRow]) -> list[RegionRow]:
-            return [
-                replace(row, region_score=float(score), region_rank=int(rank))
-                for row, score, rank in zip(rows, scores[index], ranks[index], strict=True)
-            ]
+        def finish(index: int) -> tuple[list[float], list[int]]:
+            return scores[index].tolist(), [int(rank) for rank in ranks[index]]
 
         with self._lock:
             self._spill.write(writer, finish)

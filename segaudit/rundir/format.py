@@ -213,6 +213,10 @@ class RegionRow:
     region_rank: int = 0  # dataset-wide, 1 = the most suspect region
 
     def cells(self) -> list[str]:
+        return self.head_cells() + region_rank_cells(self.region_score, self.region_rank)
+
+    def head_cells(self) -> list[str]:
+        """Every cell but the last two, which are known only once the whole run is in."""
         return [
             self.image_id,
             str(self.region_id),
@@ -225,9 +229,13 @@ class RegionRow:
             str(self.height),
             f"{self.mean_self_confidence:.6g}",
             f"{self.mean_predicted_probability:.6g}",
-            f"{self.region_score:.6g}",
-            str(self.region_rank),
         ]
+
+
+def region_rank_cells(score: float, rank: int) -> list[str]:
+    """The last two cells of a regions.csv row: region_score and region_rank (numbers:
+    never a comma, quote or line break, so never quoted)."""
+    return [f"{score:.6g}", str(rank)]
 
 
 def is_run_folder(folder: Path) -> bool:

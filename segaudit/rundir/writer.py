@@ -10,7 +10,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -40,6 +40,7 @@ from segaudit.rundir.format import (
     csv_cell,
     is_run_folder,
     overlay_name,
+    region_rank_cells,
     saved_mask_name,
 )
 
@@ -247,51 +248,80 @@ def write_report_file(folder: Path, html: str, out: Path | None = None) -> Path:
     return path
 
 
-def region_lines(rows: Iterable[RegionRow]) -> str:
-    """regions.csv lines (no header) for some rows: what a spill file holds."""
+def _csv_lines(rows: Iterable[list[str]]) -> list[str]:
+    """Each row as one CSV line (line end included), its cells made safe by csv_cell."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator=CSV_LINE_END)
-    for row in rows:
-        writer.writerow([csv_cell(c) for c in row.cells()])
-    return text.getvalue()
+    lines = []
+    for cells in rows:
+        writer.writerow([csv_cell(c) for c in cells])
+        lines.append(text.getvalue())
+        text.seek(0)
+        text.truncate()
+    return lines
+
+
+#: What a spill keeps of one image's regions.csv rows: each row's CSV text without its
+#: last two cells and line end, and those two cells' values.
+_SpilledRows = tuple[list[str], list[float], list[int]]
 
 
 class RegionSpill:
     """regions.csv rows, spilled to a private temporary file as images finish (in any
     order), then written in image order: memory does not grow with the number of regions.
-    ``finish`` completes an image's rows at write time (their dataset-wide score and rank
-    are known only once every image is in)."""
+    Rows are formatted when spilled (on the worker threads); ``finish`` gives an image's
+    region scores and ranks at write time (they are known only once every image is in)."""
 
     def __init__(self) -> None:
         self._spill: IO[bytes] = tempfile.TemporaryFile(prefix="segaudit-regions-")  # noqa: SIM115 (closed in close())
         self._places: dict[int, tuple[int, int]] = {}
 
     def add(self, index: int, rows: list[RegionRow]) -> None:
-        """Not thread-safe: callers serialise (the collector holds a lock)."""
-        if rows:
-            data = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+        """Not thread-safe for the spill file: callers serialise :meth:`store` (the
+        collector holds a lock); :meth:`format` may run anywhere."""
+        self.store(index, self.format(rows))
+
+    @staticmethod
+    def format(rows: list[RegionRow]) -> _SpilledRows:
+        """One image's rows as the spill keeps them (thread-safe: no shared state)."""
+        cut = len(CSV_LINE_END)
+        heads = [line[:-cut] for line in _csv_lines(row.head_cells() for row in rows)]
+        return heads, [row.region_score for row in rows], [row.region_rank for row in rows]
+
+    def store(self, index: int, spilled: _SpilledRows) -> None:
+        if spilled[0]:
+            data = pickle.dumps(spilled, protocol=pickle.HIGHEST_PROTOCOL)
             offset = self._spill.seek(0, os.SEEK_END)
             self._spill.write(data)
             self._places[index] = (offset, len(data))
 
-    def rows(self, index: int) -> list[RegionRow]:
-        if index not in self._places:
-            return []
+    def _read(self, index: int) -> _SpilledRows:
         offset, length = self._places[index]
         self._spill.seek(offset)
-        rows: list[RegionRow] = pickle.loads(self._spill.read(length))  # our own file
-        return rows
+        spilled: _SpilledRows = pickle.loads(self._spill.read(length))  # our own file
+        return spilled
 
     def write(
         self,
         writer: RunWriter,
-        finish: Callable[[int, list[RegionRow]], list[RegionRow]] | None = None,
+        finish: Callable[[int], tuple[Sequence[float], Sequence[int]]] | None = None,
     ) -> None:
+        """regions.csv, rows in image order; ``finish(index)``: that image's region scores
+        and ranks, in row order (else the rows' own)."""
         with atomic_write(writer.path(REGIONS_FILE)) as handle:
             csv.writer(handle, lineterminator=CSV_LINE_END).writerow(REGION_COLUMNS)
             for index in sorted(self._places):
-                rows = self.rows(index)
-                handle.write(region_lines(finish(index, rows) if finish else rows))
+                heads, stored_scores, stored_ranks = self._read(index)
+                scores: Sequence[float] = stored_scores
+                ranks: Sequence[int] = stored_ranks
+                if finish is not None:
+                    scores, ranks = finish(index)
+                handle.write(
+                    "".join(
+                        f"{head},{','.join(map(csv_cell, region_rank_cells(s, r)))}{CSV_LINE_END}"
+                        for head, s, r in zip(heads, scores, ranks, strict=True)
+                    )
+                )
 
     def close(self) -> None:
         self._spill.close()
