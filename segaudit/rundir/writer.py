@@ -289,6 +289,7 @@ class RegionSpill:
         return heads, [row.region_score for row in rows], [row.region_rank for row in rows]
 
     def store(self, index: int, spilled: _SpilledRows) -> None:
+        """Keep one image's formatted rows (callers serialise: one spill file)."""
         if spilled[0]:
             data = pickle.dumps(spilled, protocol=pickle.HIGHEST_PROTOCOL)
             offset = self._spill.seek(0, os.SEEK_END)
